@@ -1,0 +1,13 @@
+import type { ArchName, ModuleSpec } from '../kernel/index.ts';
+import { vfioModule } from '../vfio/index.ts';
+import { vfioPciModule } from '../vfio/pci/index.ts';
+
+/*
+ * The modules installed on a host, per architecture (what `make
+ * modules_install` would leave in /lib/modules). vfio_init asks for the
+ * IOMMU backends by name; a backend not built for the arch is simply not
+ * found, as on a real system.
+ */
+export function installedModules(_arch: ArchName): ModuleSpec[] {
+  return [vfioModule, vfioPciModule];
+}

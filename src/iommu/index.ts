@@ -1,0 +1,4 @@
+/* The IOMMU core: the public header of src/iommu. */
+export * from './core.ts';
+export type * from './domain.ts';
+export * from './iommu_group.ts';

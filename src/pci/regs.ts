@@ -1,0 +1,98 @@
+/* include/uapi/linux/pci_regs.h: the registers and bits vfio-ts uses */
+export const PCI_VENDOR_ID = 0x00;
+export const PCI_DEVICE_ID = 0x02;
+export const PCI_COMMAND = 0x04;
+export const PCI_COMMAND_IO = 0x1;
+export const PCI_COMMAND_MEMORY = 0x2;
+export const PCI_COMMAND_MASTER = 0x4;
+export const PCI_COMMAND_SERR = 0x100;
+export const PCI_COMMAND_INTX_DISABLE = 0x400;
+export const PCI_STATUS = 0x06;
+export const PCI_STATUS_INTERRUPT = 0x08;
+export const PCI_STATUS_CAP_LIST = 0x10;
+export const PCI_REVISION_ID = 0x08;
+export const PCI_CLASS_PROG = 0x09;
+export const PCI_CLASS_DEVICE = 0x0a;
+export const PCI_CACHE_LINE_SIZE = 0x0c;
+export const PCI_LATENCY_TIMER = 0x0d;
+export const PCI_HEADER_TYPE = 0x0e;
+export const PCI_HEADER_TYPE_NORMAL = 0;
+export const PCI_HEADER_TYPE_BRIDGE = 1;
+export const PCI_BIST = 0x0f;
+export const PCI_BASE_ADDRESS_0 = 0x10;
+export const PCI_BASE_ADDRESS_5 = 0x24;
+export const PCI_BASE_ADDRESS_SPACE_IO = 0x01;
+export const PCI_BASE_ADDRESS_MEM_TYPE_64 = 0x04;
+export const PCI_BASE_ADDRESS_MEM_PREFETCH = 0x08;
+export const PCI_SUBSYSTEM_VENDOR_ID = 0x2c;
+export const PCI_SUBSYSTEM_ID = 0x2e;
+export const PCI_ROM_ADDRESS = 0x30;
+export const PCI_ROM_ADDRESS_ENABLE = 0x01;
+export const PCI_CAPABILITY_LIST = 0x34;
+export const PCI_INTERRUPT_LINE = 0x3c;
+export const PCI_INTERRUPT_PIN = 0x3d;
+export const PCI_MIN_GNT = 0x3e;
+export const PCI_MAX_LAT = 0x3f;
+/* bridges (type 1 header) */
+export const PCI_PRIMARY_BUS = 0x18;
+export const PCI_SECONDARY_BUS = 0x19;
+export const PCI_SUBORDINATE_BUS = 0x1a;
+export const PCI_BRIDGE_CONTROL = 0x3e;
+export const PCI_BRIDGE_CTL_BUS_RESET = 0x40;
+
+export const PCI_CFG_SPACE_SIZE = 256;
+export const PCI_CFG_SPACE_EXP_SIZE = 4096;
+
+/* capability ids */
+export const PCI_CAP_ID_PM = 0x01;
+export const PCI_CAP_ID_VPD = 0x03;
+export const PCI_CAP_ID_MSI = 0x05;
+export const PCI_CAP_ID_VNDR = 0x09;
+export const PCI_CAP_ID_EXP = 0x10;
+export const PCI_CAP_ID_MSIX = 0x11;
+export const PCI_CAP_ID_AF = 0x13;
+
+/* MSI */
+export const PCI_MSI_FLAGS = 2;
+export const PCI_MSI_FLAGS_ENABLE = 0x0001;
+export const PCI_MSI_FLAGS_QMASK = 0x000e;
+export const PCI_MSI_FLAGS_QSIZE = 0x0070;
+export const PCI_MSI_FLAGS_64BIT = 0x0080;
+export const PCI_MSI_FLAGS_MASKBIT = 0x0100;
+export const PCI_MSI_ADDRESS_LO = 4;
+export const PCI_MSI_ADDRESS_HI = 8;
+export const PCI_MSI_DATA_32 = 8;
+export const PCI_MSI_DATA_64 = 12;
+export const PCI_MSI_MASK_32 = 12;
+export const PCI_MSI_MASK_64 = 16;
+
+/* MSI-X */
+export const PCI_MSIX_FLAGS = 2;
+export const PCI_MSIX_FLAGS_QSIZE = 0x07ff;
+export const PCI_MSIX_FLAGS_MASKALL = 0x4000;
+export const PCI_MSIX_FLAGS_ENABLE = 0x8000;
+export const PCI_MSIX_TABLE = 4;
+export const PCI_MSIX_TABLE_BIR = 0x7;
+export const PCI_MSIX_TABLE_OFFSET = 0xfffffff8;
+export const PCI_MSIX_PBA = 8;
+export const PCI_MSIX_ENTRY_SIZE = 16;
+export const PCI_MSIX_ENTRY_VECTOR_CTRL = 12;
+export const PCI_MSIX_ENTRY_CTRL_MASKBIT = 1;
+
+/* PCI Express */
+export const PCI_EXP_FLAGS = 2;
+export const PCI_EXP_DEVCAP = 4;
+export const PCI_EXP_DEVCAP_FLR = 0x10000000;
+export const PCI_EXP_DEVCTL = 8;
+export const PCI_EXP_DEVCTL_BCR_FLR = 0x8000;
+export const PCI_EXP_DEVSTA = 10;
+
+/* resource flags (include/linux/ioport.h) */
+export const IORESOURCE_IO = 0x00000100;
+export const IORESOURCE_MEM = 0x00000200;
+export const IORESOURCE_PREFETCH = 0x00002000;
+export const IORESOURCE_MEM_64 = 0x00100000;
+export const IORESOURCE_ROM_SHADOW = 0x00020000;
+
+export const PCI_ROM_RESOURCE = 6;
+export const PCI_NUM_RESOURCES = 7;
