@@ -155,22 +155,10 @@ export class Host {
       }
       /* the boot-time binding: as if the driver's id table matched */
       if (driver !== undefined) pdev.driver_override = driver;
-      this.pci.addDevice(pdev);
-      const group = this.iommuGroupFor(opts.iommuGroup);
-      this.iommu.groupAddDevice(group, pdev);
-      /* probing happens at device_add; the group exists only now, so (re)probe */
-      if (pdev.driver === undefined && driver !== undefined) this.bindNow(pdev);
+      this.pci.addDevice(pdev, () => this.iommu.groupAddDevice(this.iommuGroupFor(opts.iommuGroup), pdev));
       pdev.driver_override = undefined;
       return pdev;
     });
-  }
-
-  private bindNow(pdev: PciDev): void {
-    for (const drv of this.pci.bus.drivers) {
-      if (this.pci.bus.match(pdev, drv)) {
-        if (reallyProbe(pdev, drv) === 0) return;
-      }
-    }
   }
 
   private iommuGroupFor(id: number | undefined): IommuGroup {

@@ -63,7 +63,12 @@ export class PciSubsystem {
   }
 
   /** pci_device_add + device_add: sysfs entries, bus notifier, then probe */
-  addDevice(pdev: PciDev): void {
+  /**
+   * pci_device_add + device_add. `onAdded` runs where the kernel's
+   * BUS_NOTIFY_ADD_DEVICE subscribers run (the IOMMU core puts the device in
+   * its group there), before any driver probes it.
+   */
+  addDevice(pdev: PciDev, onAdded?: () => void): void {
     const vfs = this.kernel.vfs;
     const parent =
       pdev.bridge?.sysfsPath ??
@@ -105,6 +110,7 @@ export class PciSubsystem {
     vfs.link(`/sys/bus/pci/devices/${pdev.name}`, pdev.sysfsPath);
     this.bus.devices.push(pdev);
     this.bus.notifier.call(BUS_NOTIFY_ADD_DEVICE, pdev);
+    onAdded?.();
     deviceAttach(pdev);
   }
 
