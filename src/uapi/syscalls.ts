@@ -3,10 +3,11 @@
 // >= 0 on success, -errno on failure (bigint for address-returning calls).
 import { MAX_ERRNO } from './errno.ts';
 
+/** struct pollfd; revents is filled in by poll() (callers may leave it out) */
 export interface PollFd {
   fd: number;
   events: number;
-  revents: number;
+  revents?: number;
 }
 
 export interface StatResult {
