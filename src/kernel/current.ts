@@ -24,6 +24,11 @@ export function maybeCurrentKernel(): Kernel | undefined {
   return curKernel;
 }
 
+/** current, or undefined outside any task context (for code that may run anywhere) */
+export function maybeCurrent(): Task | undefined {
+  return curTask;
+}
+
 export function runAs<T>(kernel: Kernel, task: Task, fn: () => T): T {
   const pk = curKernel;
   const pt = curTask;

@@ -1,7 +1,7 @@
 import { errnoName } from '../uapi/index.ts';
 import { CharDevices } from './chrdev.ts';
 import { VirtualClock } from './clock.ts';
-import { enter, leave, runAs } from './current.ts';
+import { enter, leave, maybeCurrent, runAs } from './current.ts';
 import { KernelBug } from './err.ts';
 import { ModuleLoader } from './module.ts';
 import { ObjectCounter } from './objects.ts';
@@ -73,6 +73,8 @@ export class Kernel {
   }
 
   logReason(errno: number, reason: string): void {
+    const task = maybeCurrent();
+    if (task !== undefined) task.lastError = reason;
     if (!this.logReasons) return;
     this.log.add('debug', `vfio-ts: -${errnoName(errno)}: ${reason}`, this.clock.now, 0, { errno, fn: '' });
   }
@@ -96,6 +98,7 @@ export class Kernel {
 
   /** fast syscall entry for Process */
   enter(task: Task): ReturnType<typeof enter> {
+    task.lastError = undefined;
     return enter(this, task);
   }
 

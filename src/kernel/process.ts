@@ -141,6 +141,11 @@ export class Process implements Syscalls {
     return this.kernel.pageSize;
   }
 
+  /** the reason the kernel gave (fail()) for this process's last failed syscall */
+  lastError(): string | undefined {
+    return this.task.lastError;
+  }
+
   /** mm->locked_vm in pages */
   get lockedVm(): number {
     return this.task.mm?.locked_vm ?? 0;

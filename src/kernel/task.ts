@@ -15,6 +15,8 @@ export class Task {
   readonly files = new FdTable();
   readonly rlimits = new Map<number, Rlimit>();
   exited = false;
+  /** the reason fail() gave during this task's current (or last) syscall: what Syscalls.lastError() reports */
+  lastError: string | undefined;
   constructor(
     readonly pid: number,
     readonly comm: string,

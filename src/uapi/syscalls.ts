@@ -51,6 +51,13 @@ export interface Syscalls {
   stat(path: string): StatResult | number;
   getrlimit(resource: number): { cur: bigint; max: bigint } | number;
   setrlimit(resource: number, cur: bigint, max: bigint): number;
+  /** readlink(2) of a sysfs/procfs link: the target (relative, as sysfs shows it) or -errno */
+  readlink?(path: string): string | number;
+  /**
+   * The kernel's reason in words for the calling process's last failed
+   * syscall (what fail() recorded), undefined when none was recorded.
+   */
+  lastError?(): string | undefined;
 }
 
 const U64_ERR_MIN = (1n << 64n) - BigInt(MAX_ERRNO);
