@@ -15,6 +15,10 @@ export interface TraceEvent {
   ret: string | undefined;
   readonly pid: number;
   readonly timeNs: number;
+  /** virtual time at return (undefined while open) */
+  endNs?: number;
+  /** a trace_marker write (fn holds the text), not a call */
+  readonly marker?: true;
 }
 
 let activeTracers = 0;
@@ -70,6 +74,24 @@ export class Tracer {
     this.depth--;
     if (ev === undefined) return;
     ev.ret = formatRet(ret);
+    ev.endNs = this.timeOf();
+  }
+
+  /** trace_marker: a line of text in the trace at the current depth (userspace annotations) */
+  mark(text: string): void {
+    if (!this.on || this.events.length >= this.limit) return;
+    const t = this.timeOf();
+    const pid = this.pidOf();
+    this.events.push({
+      depth: this.depth,
+      fn: text,
+      args: '',
+      ret: undefined,
+      pid,
+      timeNs: t,
+      endNs: t,
+      marker: true,
+    });
   }
 
   /** events matching the filter, with their subtrees */
