@@ -55,7 +55,10 @@ export class Tracer {
 
   /** @internal */
   enter(fn: string, args: string): TraceEvent | undefined {
-    if (this.events.length >= this.limit) return undefined;
+    if (this.events.length >= this.limit) {
+      this.depth++; /* exit() still pops it */
+      return undefined;
+    }
     const ev: TraceEvent = {
       depth: this.depth,
       fn,
