@@ -12,4 +12,5 @@ export { type CallSite, check, checkAddr, errorFor, VfioError, type VfioErrorIni
 export * from './group.ts';
 export * from './iova.ts';
 export * from './irq.ts';
+export * from './pci.ts';
 export * from './region.ts';
