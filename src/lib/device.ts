@@ -345,12 +345,15 @@ export class VfioDevice extends FdObject implements RegionBackend {
     for (;;) {
       const addr = this.scratch.put(vfio_pci_hot_reset_info.encode({ argsz }), argsz);
       const ret = this.sys.ioctl(this.fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, addr);
+      /* the reason first: any later call (even reading memory) is a new syscall */
+      const err =
+        ret < 0 ? errorFor(this.sys, ret, { syscall: 'ioctl', request: name, fd: this.fd }) : undefined;
       const head = vfio_pci_hot_reset_info.decode(this.scratch.read(hdr));
       if (ret === -ENOSPC && hdr + head.count * ent > argsz) {
         argsz = hdr + head.count * ent;
         continue;
       }
-      if (ret < 0) throw errorFor(this.sys, ret, { syscall: 'ioctl', request: name, fd: this.fd });
+      if (err !== undefined) throw err;
       const body = this.scratch.read(head.count * ent, hdr);
       const devices: DependentDevice[] = [];
       for (let i = 0; i < head.count; i++) {
