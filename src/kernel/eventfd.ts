@@ -73,12 +73,13 @@ export const eventfdFops: FileOperations = {
       if (!k.clock.runUntil(() => ctx.count > 0n, Number.POSITIVE_INFINITY))
         return fail(EINTR, 'eventfd read would block forever: nothing pending on the virtual clock');
     }
+    /* eventfd_ctx_do_read consumes the count before put_user: a bad buffer loses it */
     const v = ctx.semaphore ? 1n : ctx.count;
+    ctx.count -= v;
     const out = new Uint8Array(8);
     new DataView(out.buffer).setBigUint64(0, v, true);
     const mm = current().mm;
-    if (mm === null || mm.copyTo(buf, out, 0, 8) !== 0) return -EFAULT; /* counter untouched */
-    ctx.count -= v;
+    if (mm === null || mm.copyTo(buf, out, 0, 8) !== 0) return -EFAULT;
     return 8;
   },
   write(file: File, buf: number, count: number): number {

@@ -1,6 +1,7 @@
+import { ENOENT } from '../uapi/index.ts';
 import { currentKernel } from './current.ts';
 import type { Vma } from './mm.ts';
-import { type Module, modulePut } from './module.ts';
+import { type Module, modulePut, tryModuleGet } from './module.ts';
 
 /*
  * struct file, struct inode and struct file_operations. Drivers implement
@@ -74,8 +75,18 @@ export function getFile(file: File): File {
   return file;
 }
 
-/** anon_inode_getfile: a file on the shared anonymous inode */
-export function anonInodeGetfile(name: string, fops: FileOperations, priv: unknown, flags: number): File {
+/**
+ * anon_inode_getfile: a file on the shared anonymous inode. Like the
+ * kernel's, it pins fops->owner (fput drops that reference), and fails with
+ * -ENOENT when the module is going away.
+ */
+export function anonInodeGetfile(
+  name: string,
+  fops: FileOperations,
+  priv: unknown,
+  flags: number,
+): File | number {
+  if (!tryModuleGet(fops.owner)) return -ENOENT;
   const inode: Inode = { kind: 'anon', major: 0, minor: 0, mode: 0o600, i_private: undefined };
   const acc = flags & 3;
   const fmode = (acc === 0 || acc === 2 ? FMODE_READ : 0) | (acc === 1 || acc === 2 ? FMODE_WRITE : 0);

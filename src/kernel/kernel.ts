@@ -53,7 +53,9 @@ export class Kernel {
     this.clock.runner = (fn) => runAs(this, this.kthreadd, fn);
     this.tracer.pidOf = () => 0;
     this.tracer.timeOf = () => this.clock.now;
-    this.phys.onFree = () => {};
+    /* every run of physical pages is an object: pinned pages outlive their mapping */
+    this.phys.onAlloc = () => this.objects.alloc('phys_pages');
+    this.phys.onFree = () => this.objects.free('phys_pages');
   }
 
   get pageSize(): number {

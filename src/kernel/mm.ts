@@ -21,14 +21,15 @@ export const VM_IO = 0x4000;
 export const VM_DONTEXPAND = 0x40000;
 export const VM_DONTDUMP = 0x4000000;
 
-/** highest user address + 1 (47-bit user space, as x86_64 and ppc64 4.x) */
-export const TASK_SIZE = 0x8000_0000_0000;
+/** highest user address + 1: x86_64's TASK_SIZE_MAX, (1 << 47) - PAGE_SIZE */
+export const TASK_SIZE = 0x7fff_ffff_f000;
 const MMAP_BASE = 0x7f00_0000_0000;
 
 export interface VmOperations {
   readonly name: string;
-  /** emulate a CPU access to device memory mapped at vma (offset from vma.start) */
-  access(vma: Vma, offset: number, buf: Uint8Array, write: boolean): void;
+  /** emulate a CPU access to device memory mapped at vma (offset from vma.start); false: it faults (SIGBUS) */
+  // biome-ignore lint/suspicious/noConfusingVoidType: an access that cannot fault returns nothing
+  access(vma: Vma, offset: number, buf: Uint8Array, write: boolean): boolean | void;
   close?(vma: Vma): void;
 }
 
@@ -106,6 +107,12 @@ export class MmStruct implements UserMemory {
     return undefined;
   }
 
+  /** no mapping overlaps [addr, addr+len) (the hint test of arch_get_unmapped_area) */
+  isFree(addr: number, len: number): boolean {
+    for (const v of this.vmas) if (v.start < addr + len && addr < v.end) return false;
+    return true;
+  }
+
   /** top-down search for a free range of len bytes, as the x86 default layout */
   getUnmappedArea(len: number): number {
     let top = MMAP_BASE;
@@ -174,26 +181,32 @@ export class MmStruct implements UserMemory {
   /** set by the syscall layer: drops the file reference a mapping holds */
   fputVma: (f: File) => void = () => {};
 
-  /** mprotect: the whole range must be mapped (-ENOMEM otherwise) */
+  /**
+   * mprotect_fixup over [start, end), VMA by VMA as sys_mprotect walks them:
+   * -ENOMEM when start is unmapped or a hole follows, -EACCES when a VMA
+   * may not get the protection; the VMAs already changed stay changed.
+   */
   mprotect(start: number, end: number, prot: number): number {
-    for (let a = start; a < end; ) {
-      const v = this.findVma(a);
-      if (v === undefined) return -ENOMEM;
-      a = v.end;
-    }
-    this.splitAt(start);
-    this.splitAt(end);
+    const first = this.findVma(start);
+    if (first === undefined) return -ENOMEM;
     const want = protToVmFlags(prot);
-    for (const v of this.vmas) {
-      if (v.end <= start || v.start >= end) continue;
-      if (v.vm_flags & VM_SHARED && v.vm_file !== undefined && want & VM_WRITE && !(v.vm_flags & VM_MAYWRITE))
-        return -EACCES;
+    let at = start;
+    for (;;) {
+      const v = this.findVma(at);
+      if (v === undefined) return -ENOMEM;
+      /*
+       * newflags >> 4 puts VM_MAY* in place of VM_*: asking for more than may
+       * be granted. Every mapping here may be executable (no noexec mounts).
+       */
+      const may = ((v.vm_flags >> 4) & (VM_READ | VM_WRITE)) | VM_EXEC;
+      if (want & ~may) return -EACCES;
+      if (v.start < at) this.splitAt(at);
+      if (v.end > end) this.splitAt(end);
+      const cur = this.findVma(at) as Vma;
+      cur.vm_flags = (cur.vm_flags & ~(VM_READ | VM_WRITE | VM_EXEC)) | want;
+      at = cur.end;
+      if (at >= end) return 0;
     }
-    for (const v of this.vmas) {
-      if (v.end <= start || v.start >= end) continue;
-      v.vm_flags = (v.vm_flags & ~(VM_READ | VM_WRITE | VM_EXEC)) | want;
-    }
-    return 0;
   }
 
   /** exit_mmap: tear down every mapping */
@@ -216,7 +229,7 @@ export class MmStruct implements UserMemory {
         else v.obj.readInto(v.objOffset + (a - v.start), buf, off + done, n);
       } else if (v.vm_ops !== undefined) {
         const part = buf.subarray(off + done, off + done + n);
-        v.vm_ops.access(v, a - v.start, part, write);
+        if (v.vm_ops.access(v, a - v.start, part, write) === false) break;
       } else break;
       done += n;
     }

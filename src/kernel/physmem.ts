@@ -109,7 +109,8 @@ export class PhysObject {
 export class PhysicalMemory {
   private objects: PhysObject[] = [];
   private next = PHYS_BASE;
-  /** called when an object is freed (for object accounting) */
+  /** called when an object is allocated / freed (for object accounting) */
+  onAlloc: (o: PhysObject) => void = () => {};
   onFree: (o: PhysObject) => void = () => {};
 
   alloc(size: number, pageSize: number): PhysObject {
@@ -119,6 +120,7 @@ export class PhysicalMemory {
     const o = new PhysObject(base, size, pageSize);
     this.next = base + size + align;
     this.objects.push(o);
+    this.onAlloc(o);
     return o;
   }
 

@@ -1,5 +1,6 @@
 import {
   CAP_DAC_OVERRIDE,
+  CAP_SYS_RAWIO,
   CAP_SYS_RESOURCE,
   EACCES,
   EBADF,
@@ -15,17 +16,16 @@ import {
   ENXIO,
   EOVERFLOW,
   EPERM,
+  EPIPE,
   ESPIPE,
-  FIOCLEX,
-  FIONBIO,
-  FIONCLEX,
   MAP_ANONYMOUS,
   MAP_FIXED,
   MAP_PRIVATE,
   MAP_SHARED,
+  MAP_SHARED_VALIDATE,
+  MAP_TYPE,
   O_ACCMODE,
   O_CLOEXEC,
-  O_NONBLOCK,
   O_RDONLY,
   O_RDWR,
   O_WRONLY,
@@ -66,9 +66,11 @@ import { MmStruct, protToVmFlags, TASK_SIZE, VM_MAYREAD, VM_MAYWRITE, VM_SHARED,
 import { modulePut, tryModuleGet } from './module.ts';
 import { attrFops, dirFops } from './pseudofs.ts';
 import { capable, type Rlimit, Task } from './task.ts';
+import { doVfsIoctl, isVfsIoctl, vfsIoctlResult } from './vfs_ioctl.ts';
 
 const RLIM_NLIMITS = 16;
 const MAX_RW_COUNT = 0x7ffff000;
+const LOFF_MAX = 0x7fff_ffff_ffff_ffffn;
 const DEFAULT_POLLMASK = 0x1 | 0x4 | 0x40 | 0x100;
 
 /** user pointers arrive as bigint (u64); anything past user space is a fault */
@@ -77,8 +79,38 @@ function uptr(v: bigint | number): number {
   return v >= 0n && v <= BigInt(TASK_SIZE) ? Number(v) : TASK_SIZE;
 }
 
-function toU64(v: number | bigint): bigint {
-  return typeof v === 'bigint' ? BigInt.asUintN(64, v) : v >= 0 ? BigInt(v) : BigInt.asUintN(64, BigInt(v));
+const U64_MAX = 0xffff_ffff_ffff_ffffn;
+
+/**
+ * A value as the kernel receives it in a u64 register: bigints wrap modulo
+ * 2^64, numbers are truncated as a C cast would (NaN and infinities, which
+ * a C caller cannot pass, become 0).
+ */
+export function toU64(v: number | bigint): bigint {
+  if (typeof v === 'bigint') return v >= 0n && v <= U64_MAX ? v : BigInt.asUintN(64, v);
+  if (v === 0) return 0n;
+  if (v > 0 && v <= Number.MAX_SAFE_INTEGER && Number.isInteger(v)) return BigInt(v);
+  if (!Number.isFinite(v)) return 0n;
+  return BigInt.asUintN(64, BigInt(Math.trunc(v)));
+}
+
+const ioctlArg = toU64;
+
+/* CONFIG_DEFAULT_MMAP_MIN_ADDR */
+const MMAP_MIN_ADDR = 4096;
+const PROT_SEM = 0x8;
+const PROT_GROWSDOWN = 0x01000000;
+const PROT_GROWSUP = 0x02000000;
+
+/* round_hint_to_min: a hint below mmap_min_addr is raised to it */
+function roundHintToMin(hint: bigint, ps: bigint): bigint {
+  const h = hint - (hint % ps);
+  return h !== 0n && h < BigInt(MMAP_MIN_ADDR) ? ((BigInt(MMAP_MIN_ADDR) + ps - 1n) / ps) * ps : h;
+}
+
+/** a loff_t / off_t argument */
+function toS64(v: number | bigint): bigint {
+  return BigInt.asIntN(64, toU64(v));
 }
 
 export interface SpawnOptions {
@@ -324,6 +356,9 @@ export class Process implements Syscalls {
     return this.sys('sendmsg', () => {
       const f = this.task.files.get(fd);
       if (f === undefined) return -EBADF;
+      /* no socket reaches a process of another machine; a dead peer's socket is closed */
+      if (other.kernel !== this.kernel) return -EINVAL;
+      if (other.task.exited) return -EPIPE;
       const nfd = other.task.files.getUnusedFdFlags(false);
       if (nfd < 0) return nfd;
       f.f_count++;
@@ -335,31 +370,18 @@ export class Process implements Syscalls {
   ioctl(fd: number, request: number, arg: number | bigint = 0): number {
     const k = this.kernel;
     if (k.halted !== undefined) throw k.halted;
-    if (this.task.exited) throw new Error(`ioctl: process ${this.pid} has exited`);
-    const prev = k.enter(this.task);
+    const task = this.task;
+    if (task.exited) throw new Error(`ioctl: process ${this.pid} has exited`);
+    const prev = k.enter(task);
     try {
-      const f = this.task.files.get(fd);
+      const f = task.files.get(fd);
       if (f === undefined) return -EBADF;
       const cmd = request >>> 0;
-      switch (cmd) {
-        case FIOCLEX:
-          this.task.files.setCloexec(fd, true);
-          return 0;
-        case FIONCLEX:
-          this.task.files.setCloexec(fd, false);
-          return 0;
-        case FIONBIO: {
-          const b = new Uint8Array(4);
-          const mm = this.task.mm;
-          if (mm === null || mm.copyFrom(uptr(arg), b, 0, 4) !== 0) return -EFAULT;
-          const on = new DataView(b.buffer).getInt32(0, true) !== 0;
-          f.f_flags = on ? f.f_flags | O_NONBLOCK : f.f_flags & ~O_NONBLOCK;
-          return 0;
-        }
-      }
+      const uarg = ioctlArg(arg);
+      if (isVfsIoctl(cmd)) return doVfsIoctl(task, fd, f, cmd, uptr(uarg), k.pageSize);
       const op = f.f_op.unlocked_ioctl;
       if (op === undefined) return -ENOTTY;
-      return op(f, cmd, typeof arg === 'bigint' ? BigInt.asUintN(64, arg) : toU64(arg));
+      return vfsIoctlResult(op(f, cmd, uarg));
     } catch (e) {
       throw this.oops('ioctl', e);
     } finally {
@@ -383,12 +405,16 @@ export class Process implements Syscalls {
       if (!(f.f_mode & (write ? FMODE_WRITE : FMODE_READ))) return -EBADF;
       const op = write ? f.f_op.write : f.f_op.read;
       if (op === undefined) return -EINVAL;
-      const a = uptr(buf);
-      if (count < 0 || !Number.isInteger(count)) return -EINVAL;
-      if (a + count > TASK_SIZE) return -EFAULT;
-      if (count > MAX_RW_COUNT) count = MAX_RW_COUNT;
-      const ppos = { pos: pos ?? f.f_pos };
-      const ret = op(f, a, count, ppos);
+      /* access_ok: count is a size_t, so a negative one is huge and faults */
+      const ubuf = toU64(buf);
+      const n = toU64(count);
+      if (ubuf + n > BigInt(TASK_SIZE)) return -EFAULT;
+      /* rw_verify_area: pos + count must not overflow loff_t */
+      const start = pos ?? f.f_pos;
+      if (start + n > LOFF_MAX) return -EINVAL;
+      const len = n > BigInt(MAX_RW_COUNT) ? MAX_RW_COUNT : Number(n);
+      const ppos = { pos: start };
+      const ret = op(f, Number(ubuf), len, ppos);
       if (pos === undefined && ret > 0) f.f_pos = ppos.pos;
       return ret;
     });
@@ -401,13 +427,14 @@ export class Process implements Syscalls {
     return this.rw('write', fd, buf, count, undefined, true);
   }
   pread(fd: number, buf: bigint, count: number, offset: bigint): number {
-    return this.rw('pread64', fd, buf, count, offset, false);
+    return this.rw('pread64', fd, buf, count, toS64(offset), false);
   }
   pwrite(fd: number, buf: bigint, count: number, offset: bigint): number {
-    return this.rw('pwrite64', fd, buf, count, offset, true);
+    return this.rw('pwrite64', fd, buf, count, toS64(offset), true);
   }
 
-  lseek(fd: number, offset: bigint, whence: number): bigint {
+  lseek(fd: number, off: bigint, whence: number): bigint {
+    const offset = toS64(off);
     return this.sys('lseek', () => {
       const f = this.task.files.get(fd);
       if (f === undefined) return BigInt(-EBADF);
@@ -437,9 +464,12 @@ export class Process implements Syscalls {
     fd: number,
     offset: bigint,
   ): bigint {
-    return this.sys('mmap', () => BigInt(this.doMmap(addr, BigInt(length), prot, flags, fd, offset)));
+    return this.sys('mmap', () =>
+      BigInt(this.doMmap(toU64(addr), toU64(length), prot, flags, fd, toU64(offset))),
+    );
   }
 
+  /* x86 sys_mmap -> sys_mmap_pgoff -> do_mmap_pgoff, in the kernel's order of checks */
   private doMmap(
     addr: bigint,
     length: bigint,
@@ -452,42 +482,49 @@ export class Process implements Syscalls {
     const mm = this.task.mm;
     if (mm === null) return -EINVAL;
     const ps = BigInt(k.pageSize);
-    if (offset % ps !== 0n || offset < 0n) return -EINVAL;
+    if (offset % ps !== 0n) return -EINVAL;
     let file: File | undefined;
     if (!(flags & MAP_ANONYMOUS)) {
       file = this.task.files.get(fd);
       if (file === undefined) return -EBADF;
     }
     if (length === 0n) return -EINVAL;
+    if (!(flags & MAP_FIXED)) addr = roundHintToMin(addr, ps);
     const len = ((length + ps - 1n) / ps) * ps;
-    if (len > BigInt(TASK_SIZE)) return -ENOMEM;
+    if (len > U64_MAX) return -ENOMEM; /* PAGE_ALIGN wrapped to 0 */
     const pgoff = offset / ps;
-    if (pgoff + len / ps > 0xffff_ffff_ffff_ffffn / ps) return -EOVERFLOW;
+    if (pgoff + len / ps > U64_MAX) return -EOVERFLOW;
+    /* get_unmapped_area */
+    const top = BigInt(TASK_SIZE);
+    if (len > top) return -ENOMEM;
     const nlen = Number(len);
     let start: number;
     if (flags & MAP_FIXED) {
+      if (addr > top - len) return -ENOMEM;
       if (addr % ps !== 0n) return -EINVAL;
-      if (addr + len > BigInt(TASK_SIZE)) return -ENOMEM;
+      start = Number(addr);
+    } else if (addr !== 0n && addr <= top - len && mm.isFree(Number(addr), nlen)) {
       start = Number(addr);
     } else {
       start = mm.getUnmappedArea(nlen);
       if (start < 0) return start;
     }
+    /* security_mmap_addr: below mmap_min_addr needs CAP_SYS_RAWIO */
+    if (start < MMAP_MIN_ADDR && !capable(this.task, CAP_SYS_RAWIO)) return -EPERM;
     let vmFlags = protToVmFlags(prot) | VM_MAYREAD | VM_MAYWRITE;
-    const type = flags & 0x0f;
+    let type = flags & MAP_TYPE;
+    if (type === MAP_SHARED_VALIDATE && k.version !== '4.1') type = MAP_SHARED;
     if (file !== undefined) {
       if (type === MAP_SHARED) {
         if (prot & PROT_WRITE && !(file.f_mode & FMODE_WRITE)) return -EACCES;
         vmFlags |= VM_SHARED;
-        if (!(file.f_mode & FMODE_WRITE)) vmFlags &= ~VM_MAYWRITE;
+        if (!(file.f_mode & FMODE_WRITE)) vmFlags &= ~(VM_MAYWRITE | VM_SHARED);
       } else if (type !== MAP_PRIVATE) return -EINVAL;
       if (!(file.f_mode & FMODE_READ)) return -EACCES;
       if (file.f_op.mmap === undefined) return -ENODEV;
-    } else {
-      if (type === MAP_SHARED) vmFlags |= VM_SHARED;
-      else if (type !== MAP_PRIVATE) return -EINVAL;
-    }
-    if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) return -EINVAL;
+    } else if (type === MAP_SHARED) vmFlags |= VM_SHARED;
+    else if (type !== MAP_PRIVATE) return -EINVAL;
+    /* mmap_region: old mappings in the range go first, even if the driver's mmap then fails */
     if (flags & MAP_FIXED) mm.unmapRange(start, start + nlen);
     if (file === undefined) {
       mm.mapAnonymous(start, nlen, vmFlags);
@@ -504,32 +541,42 @@ export class Process implements Syscalls {
     return start;
   }
 
+  /* do_munmap: start aligned, [start, start+len) inside user space, len != 0 */
   munmap(addr: bigint, length: number | bigint): number {
     return this.sys('munmap', () => {
       const mm = this.task.mm;
       if (mm === null) return -EINVAL;
       const ps = BigInt(this.kernel.pageSize);
-      const len = BigInt(length);
-      if (addr % ps !== 0n || len === 0n) return -EINVAL;
-      const end = addr + ((len + ps - 1n) / ps) * ps;
-      if (end > BigInt(TASK_SIZE) || addr < 0n) return -EINVAL;
-      mm.unmapRange(Number(addr), Number(end));
+      const start = toU64(addr);
+      const len = toU64(length);
+      const top = BigInt(TASK_SIZE);
+      if (start % ps !== 0n || start > top || len > top - start) return -EINVAL;
+      const alen = ((len + ps - 1n) / ps) * ps;
+      if (alen === 0n) return -EINVAL;
+      mm.unmapRange(Number(start), Number(start + alen));
       return 0;
     });
   }
 
+  /* sys_mprotect, in the kernel's order of checks; VMAs before a hole keep their new protection */
   mprotect(addr: bigint, length: number | bigint, prot: number): number {
     return this.sys('mprotect', () => {
       const mm = this.task.mm;
       if (mm === null) return -EINVAL;
       const ps = BigInt(this.kernel.pageSize);
-      if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | 0x01000000 | 0x02000000)) return -EINVAL;
-      if (addr % ps !== 0n) return -EINVAL;
-      const len = ((BigInt(length) + ps - 1n) / ps) * ps;
-      if (len === 0n) return 0;
-      const end = addr + len;
+      const grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
+      const p = prot & ~(PROT_GROWSDOWN | PROT_GROWSUP);
+      if (grows === (PROT_GROWSDOWN | PROT_GROWSUP)) return -EINVAL;
+      const start = toU64(addr);
+      if (start % ps !== 0n) return -EINVAL;
+      const len0 = toU64(length);
+      if (len0 === 0n) return 0;
+      const len = ((len0 + ps - 1n) / ps) * ps;
+      const end = start + len;
+      if (len > U64_MAX || end > U64_MAX) return -ENOMEM; /* end <= start in u64 */
+      if (p & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) return -EINVAL;
       if (end > BigInt(TASK_SIZE)) return -ENOMEM;
-      return mm.mprotect(Number(addr), Number(end), prot);
+      return mm.mprotect(Number(start), Number(end), p);
     });
   }
 

@@ -120,12 +120,48 @@ export class Vfs {
     return cur;
   }
 
-  /** readlink: the target relative to the link's directory, as sysfs shows it */
+  /** the canonical path of a directory, every symlink on the way resolved */
+  realpath(path: string, depth = 0): string[] | number {
+    if (depth > 40) return -ELOOP;
+    const out: string[] = [];
+    let cur: VfsNode = this.root;
+    for (const p of splitPath(path)) {
+      if (p === '..') {
+        out.pop();
+        const back = this.lookup(joinPath(out));
+        if (typeof back === 'number') return back;
+        cur = back;
+        continue;
+      }
+      if (cur.kind !== 'dir') return -ENOTDIR;
+      const n: VfsNode | undefined = cur.children.get(p);
+      if (n === undefined) return -ENOENT;
+      if (n.kind === 'link') {
+        const t = this.realpath(n.target, depth + 1);
+        if (typeof t === 'number') return t;
+        out.length = 0;
+        out.push(...t);
+        const tn = this.lookup(joinPath(out));
+        if (typeof tn === 'number') return tn;
+        cur = tn;
+        continue;
+      }
+      out.push(p);
+      cur = n;
+    }
+    return out;
+  }
+
+  /**
+   * readlink: the target relative to the directory that really holds the
+   * link (sysfs stores it so), however the link was reached.
+   */
   readlink(path: string): string | number {
     const n = this.lookup(path, true);
     if (typeof n === 'number') return n;
     if (n.kind !== 'link') return -EINVAL;
-    const from = splitPath(path).slice(0, -1);
+    const from = this.realpath(joinPath(splitPath(path).slice(0, -1)));
+    if (typeof from === 'number') return from;
     const to = splitPath(n.target);
     let common = 0;
     while (common < from.length && common < to.length && from[common] === to[common]) common++;

@@ -170,6 +170,9 @@ export class PciSubsystem {
   }
 
   unbind(dev: Device): Kthread<void> {
+    /* a second unbind would wait on the device lock the first one holds: it is the same wait */
+    const pending = this.pendingUnbinds.get(dev.name);
+    if (pending !== undefined) return pending;
     const kt = this.kernel.runKthread(`unbind-${dev.name}`, deviceReleaseDriver(dev));
     if (kt.state !== 'done') {
       this.pendingUnbinds.set(dev.name, kt);

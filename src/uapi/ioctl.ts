@@ -49,6 +49,13 @@ export const FIONREAD = 0x541b;
 export const FIONBIO = 0x5421;
 export const FIOCLEX = 0x5451;
 export const FIONCLEX = 0x5450;
+export const FIOASYNC = 0x5452;
+export const FIOQSIZE = 0x5460;
+/** include/uapi/linux/fs.h: ioctls the VFS answers for every file (do_vfs_ioctl) */
+export const FIGETBSZ = 0x2;
+export const FIFREEZE = 0xc0045877;
+export const FITHAW = 0xc0045878;
+export const FS_IOC_FIEMAP = 0xc020660b;
 
 export const VFIO_TYPE = 0x3b; // ';'
 export const VFIO_BASE = 100;

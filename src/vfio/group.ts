@@ -97,7 +97,7 @@ export function vfioGroupRemoveNode(group: VfioGroup): void {
 const vfioGroupRelease = traced('vfio_group_release', (group: VfioGroup): void => {
   const iommuGroup = group.iommu_group;
   WARN_ON(group.device_list.length !== 0, 'WARN_ON(!list_empty(&group->device_list))');
-  group.unbound_list.length = 0;
+  for (const _u of group.unbound_list.splice(0)) currentKernel().objects.free('vfio_unbound_dev');
   vfioGroupRemoveNode(group);
   if (group.nb !== undefined && iommuGroup !== undefined) iommuGroupUnregisterNotifier(iommuGroup, group.nb);
   currentKernel().objects.free('vfio_group');
@@ -256,7 +256,10 @@ function vfioIommuGroupNotifier(group: VfioGroup): NotifierBlock<Device> {
         case IOMMU_GROUP_NOTIFY_UNBOUND_DRIVER: {
           pr_debug(`vfio_iommu_group_notifier: Device ${dev.name}, group ${id} unbound from driver`);
           const i = group.unbound_list.findIndex((u) => u.dev === dev);
-          if (i >= 0) group.unbound_list.splice(i, 1);
+          if (i >= 0) {
+            group.unbound_list.splice(i, 1);
+            currentKernel().objects.free('vfio_unbound_dev');
+          }
           break;
         }
       }
@@ -509,6 +512,12 @@ export const vfioGroupGetDeviceFd = traced(
         break;
       }
       const filep = anonInodeGetfile('[vfio-device]', v.deviceFops as FileOperations, device, O_RDWR);
+      if (typeof filep === 'number') {
+        current().files.putUnusedFd(ret);
+        ret = filep;
+        device.ops.release(device.device_data);
+        break;
+      }
       filep.f_mode |= (v.profile.deviceFdLseek ? FMODE_LSEEK : 0) | FMODE_PREAD | FMODE_PWRITE;
       vfioDeviceGet(device);
       group.container_users.inc();
@@ -542,6 +551,12 @@ function vfioGroupGetDeviceFd612(group: VfioGroup, buf: string): number {
     return ret;
   }
   const filep = anonInodeGetfile('[vfio-device]', v.deviceFops as FileOperations, device, O_RDWR);
+  if (typeof filep === 'number') {
+    vfioDfGroupClose(device);
+    files.putUnusedFd(fd);
+    vfioDevicePutRegistration(device);
+    return filep;
+  }
   filep.f_mode |= FMODE_PREAD | FMODE_PWRITE;
   files.fdInstall(fd, filep);
   return fd;

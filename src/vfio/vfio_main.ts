@@ -166,7 +166,8 @@ export function* vfioDelGroupDev(dev: Device): KthreadBody<unknown> {
    * The device leaves the group's device list only at its last put, but
    * it is no longer a vfio device for viability: remember it as unbound.
    */
-  group.unbound_list.push({ dev });
+  group.unbound_list.unshift({ dev });
+  currentKernel().objects.alloc('vfio_unbound_dev');
   vfioDevicePut(device);
   let i = 0;
   for (;;) {
