@@ -137,7 +137,7 @@ export function diffSnapshots(a: Snapshot, b: Snapshot): ObjectChange[] {
   return changes;
 }
 
-/** one line per object: "+ container:1 kref=1", "group:3: container_users 0 → 1" */
+/** one line per object: "+ container:1 (kref=1)", "~ group:3: container_users 0 → 1", "- file:2" */
 export function describeChanges(changes: readonly ObjectChange[]): string[] {
   return changes.map((c) => {
     const f = Object.entries(c.fields);
@@ -149,6 +149,6 @@ export function describeChanges(changes: readonly ObjectChange[]): string[] {
       return `+ ${c.id}${brief.length > 0 ? ` (${brief.join(', ')})` : ''}`;
     }
     if (c.kind === 'freed') return `- ${c.id}`;
-    return `  ${c.id}: ${f.map(([k, [x, y]]) => `${k} ${x} → ${y}`).join(', ')}`;
+    return `~ ${c.id}: ${f.map(([k, [x, y]]) => `${k} ${x} → ${y}`).join(', ')}`;
   });
 }

@@ -88,6 +88,8 @@ export function describeOpaque(x: unknown): JsonValue {
   let n = 0;
   for (const [k, v] of Object.entries(x as Record<string, unknown>)) {
     if (n >= 12) break;
+    /* kernel struct fields keep their snake_case names; camelCase ones are the model's own bookkeeping */
+    if (!/^[a-z0-9_]+$/.test(k)) continue;
     const t = typeof v;
     if (t === 'number' || t === 'boolean' || t === 'string' || t === 'bigint') {
       o[k] = toJson(v);

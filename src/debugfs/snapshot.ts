@@ -5,6 +5,7 @@ import {
   type VfioContainer,
   type VfioDevice,
   type VfioGroup,
+  vfioCoreProfile,
   vfioGroupViable,
   vfioOf,
 } from '../vfio/index.ts';
@@ -75,6 +76,13 @@ export interface IommuGroupSnap {
   readonly iommuData: JsonValue;
   /** the vfio_group bound to it, if any */
   readonly vfioGroup: string | null;
+  /**
+   * could VFIO use the group: the kernel's vfio_group_viable when a
+   * vfio_group exists, else the same rule applied to the bound drivers
+   */
+  readonly viable: boolean;
+  /** the devices that make it not viable, and the host driver each is bound to */
+  readonly blockers: { device: string; driver: string }[];
 }
 
 export interface GroupSnap {
@@ -314,6 +322,20 @@ export function takeSnapshot(src: SnapshotSource): Snapshot {
 
   const byGroup = new Map<IommuGroup, string>();
   for (const g of v?.group_list ?? []) if (g.iommu_group !== undefined) byGroup.set(g.iommu_group, gid(g));
+  const viableOf = new Map(groups.map((g) => [g.id, g.viable]));
+  const okDrivers = vfioCoreProfile(k.version).viableDriverWhitelist;
+  const dma612 = vfioCoreProfile(k.version).dmaOwnership;
+  /* a device blocks its group when a host driver that does DMA through the DMA API owns it */
+  const blockersOf = (g: IommuGroup): { device: string; driver: string }[] =>
+    g.devices
+      .filter((d) => {
+        const drv = d.driver;
+        if (drv === undefined) return false;
+        if (dma612) return drv.driver_managed_dma !== true;
+        if (okDrivers.includes(drv.name)) return false;
+        return !vdevs.has(d);
+      })
+      .map((d) => ({ device: deviceId(d.name), driver: d.driver?.name ?? '' }));
   const iommuGroups: IommuGroupSnap[] = [...src.iommu.groups.values()]
     .sort((a, b) => a.id - b.id)
     .map((g) => ({
@@ -326,6 +348,8 @@ export function takeSnapshot(src: SnapshotSource): Snapshot {
       reservedRegions: g.reservedRegions.map((r) => ({ start: hex(r.start), end: hex(r.end), type: r.type })),
       iommuData: describeOpaque(g.iommu_data),
       vfioGroup: byGroup.get(g) ?? null,
+      viable: viableOf.get(byGroup.get(g) ?? '') ?? blockersOf(g).length === 0,
+      blockers: blockersOf(g),
     }));
 
   const devices: DeviceSnap[] = src.pci
