@@ -31,6 +31,7 @@ export interface CanonicalLibResult {
   readonly deviceInfo: DeviceInfo;
   /** regions by index; the ones the kernel refuses (EINVAL: VGA on a non-VGA device) are left out */
   readonly regions: readonly RegionInfo[];
+  /** IRQ indexes; the ones the kernel refuses (EINVAL: ERR on a conventional PCI device) are left out */
   readonly irqs: readonly IrqInfo[];
   readonly eventfdIndex: number | undefined;
   readonly reset: boolean;
@@ -82,7 +83,15 @@ export function main(sys: Syscalls, opts: CanonicalOptions): CanonicalLibResult 
     }
   }
   const irqs: IrqInfo[] = [];
-  for (let i = 0; i < deviceInfo.numIrqs; i++) irqs.push(device.irqInfo(i));
+  for (let i = 0; i < deviceInfo.numIrqs; i++) {
+    try {
+      irqs.push(device.irqInfo(i));
+    } catch (e) {
+      /* vfio-pci refuses the ERR index of a conventional (non-PCIe) device */
+      if (!(e instanceof VfioError && e.errno === EINVAL)) throw e;
+      log(`IRQ index ${i}: ${e.message}`);
+    }
+  }
 
   const first = irqs.find((i) => i.count > 0 && i.eventfd);
   if (first !== undefined) {

@@ -79,7 +79,11 @@ export interface CanonicalResult {
     | { index: number; flags: number; size: bigint; offset: bigint }
     | { index: number; errno: string }
   )[];
-  readonly irqs: readonly { index: number; flags: number; count: number }[];
+  /** GET_IRQ_INFO per index: the info, or the errno the kernel refused it with */
+  readonly irqs: readonly (
+    | { index: number; flags: number; count: number }
+    | { index: number; errno: string }
+  )[];
   /** the IRQ index given an eventfd, if any */
   readonly eventfdIndex: number | undefined;
   /** VFIO_DEVICE_RESET's result (undefined when the device cannot reset) */
@@ -186,16 +190,25 @@ export function main(sys: Syscalls, opts: CanonicalOptions): CanonicalResult {
     regions.push({ index, flags: ri.flags, size: ri.size, offset: ri.offset });
   }
 
-  const irqs: { index: number; flags: number; count: number }[] = [];
+  const irqs: CanonicalResult['irqs'][number][] = [];
   for (let index = 0; index < di.num_irqs; index++) {
     sys.mem.write(arg, vfio_irq_info.encode({ argsz: vfio_irq_info.size, index }));
-    ok(`VFIO_DEVICE_GET_IRQ_INFO(${index})`, sys.ioctl(device, VFIO_DEVICE_GET_IRQ_INFO, arg));
+    const r = sys.ioctl(device, VFIO_DEVICE_GET_IRQ_INFO, arg);
+    log(`VFIO_DEVICE_GET_IRQ_INFO(${index}) = ${r < 0 ? `-${errnoName(-r)}` : r}`);
+    /* vfio-pci refuses the ERR index of a conventional (non-PCIe) device */
+    if (r < 0) {
+      irqs.push({ index, errno: errnoName(-r) });
+      continue;
+    }
     const ii = vfio_irq_info.decode(sys.mem.read(arg, vfio_irq_info.size));
     irqs.push({ index, flags: ii.flags, count: ii.count });
   }
 
   /* Setup IRQs... eventfds, VFIO_DEVICE_SET_IRQS: one vector of the first interrupt the device has */
-  const first = irqs.find((i) => i.count > 0 && i.flags & VFIO_IRQ_INFO_EVENTFD);
+  const first = irqs.find(
+    (i): i is { index: number; flags: number; count: number } =>
+      'count' in i && i.count > 0 && (i.flags & VFIO_IRQ_INFO_EVENTFD) !== 0,
+  );
   if (first !== undefined) {
     const efd = ok('eventfd', sys.eventfd(0, 0));
     const set = new Uint8Array(vfio_irq_set.size + 4);

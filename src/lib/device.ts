@@ -213,6 +213,23 @@ export class VfioDevice extends FdObject implements RegionBackend {
   }
 
   /**
+   * Every IRQ index below num_irqs that the device has: indexes the kernel
+   * refuses with EINVAL (vfio-pci's ERR index on a conventional PCI device)
+   * are left out.
+   */
+  irqs(): IrqInfo[] {
+    const out: IrqInfo[] = [];
+    for (let i = 0; i < this.info().numIrqs; i++) {
+      try {
+        out.push(this.irqInfo(i));
+      } catch (e) {
+        if (!(e instanceof VfioError && e.errno === EINVAL)) throw e;
+      }
+    }
+    return out;
+  }
+
+  /**
    * VFIO_DEVICE_SET_IRQS as is: `data` is the payload after the header (u8
    * bools or s32 eventfds). Returns the ioctl's result, which is positive
    * when MSI/MSI-X could not get start+count vectors (how many it could).

@@ -326,10 +326,18 @@ test('mmap of a region: MAP_SHARED at the region offset, accesses reach the devi
 test('GET_IRQ_INFO: index sent, flags decoded', () => {
   const o = open({
     device(cmd, arg) {
+      if (cmd === VFIO_DEVICE_GET_INFO) {
+        toUser(
+          arg,
+          vfio_device_info.encode({ argsz: 24, flags: VFIO_DEVICE_FLAGS_PCI, num_regions: 9, num_irqs: 5 }),
+        );
+        return 0;
+      }
       assert.equal(cmd, VFIO_DEVICE_GET_IRQ_INFO);
       const { index, argsz } = fromUser(arg, vfio_irq_info);
       assert.equal(argsz, 16);
       if (index > 4) return fail(EINVAL, 'VFIO_DEVICE_GET_IRQ_INFO: index out of range');
+      if (index === 3) return fail(EINVAL, 'VFIO_DEVICE_GET_IRQ_INFO: ERR on a conventional PCI device');
       const flags =
         index === 0
           ? VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED
@@ -356,6 +364,11 @@ test('GET_IRQ_INFO: index sent, flags decoded', () => {
     automasked: false,
     noresize: true,
   });
+  assert.deepEqual(
+    o.d.irqs().map((i) => i.index),
+    [0, 1, 2, 4],
+    'the refused ERR index is left out',
+  );
   throwsVfio(() => o.d.irqInfo(5), {
     errno: EINVAL,
     code: 'EINVAL',
