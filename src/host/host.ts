@@ -15,6 +15,7 @@ import { EBUSY, ENODEV, ENXIO } from '../uapi/index.ts';
 import { vfioCoreProfile } from '../vfio/index.ts';
 import { type DeviceModelFactory, deviceModels } from './models.ts';
 import { installedModules } from './modules.ts';
+import { type Ppc64Platform, setupPpc64 } from './ppc64.ts';
 
 /*
  * A machine: one kernel booted with the PCI core, the IOMMU core, VFIO and
@@ -27,6 +28,9 @@ export interface HostOptions {
   /** PAGE_SIZE: 4 KiB on x86_64; 64 KiB (default) or 4 KiB on ppc64 */
   readonly pageSize?: 4096 | 65536;
   readonly iommu?: Partial<IommuCaps> & { readonly reservedRegions?: readonly ReservedRegion[] };
+  /* ppc64 (src/host/ppc64.ts): every PE's default 32-bit DMA window; start 0, size 1 GiB by default */
+  readonly dma32WindowStart?: bigint;
+  readonly dma32WindowSize?: bigint;
 }
 
 export interface AddPciDeviceOptions {
@@ -65,6 +69,8 @@ export class Host {
   static readonly models: Map<string, DeviceModelFactory> = deviceModels;
   /** platform hooks for DMA a host driver does while bound (sPAPR fills it_map) */
   hostDmaHooks: HostDriverHooks = {};
+  /** ppc64: the POWER platform (PHBs, PEs, TCE tables, EEH); undefined on x86_64 */
+  readonly ppc64: Ppc64Platform | undefined;
 
   constructor(opts: HostOptions = {}) {
     this.arch = opts.arch ?? 'x86_64';
@@ -85,6 +91,7 @@ export class Host {
       opts.iommu?.reservedRegions ??
       (this.arch === 'x86_64' ? [{ start: 0xfee00000n, end: 0xfeefffffn, type: 'msi' }] : []);
     this.pci = new PciSubsystem(k);
+    this.ppc64 = this.arch === 'ppc64' ? setupPpc64(k, this.iommu, this.hostDmaHooks, opts) : undefined;
     k.inKernel(() => {
       setPciSubsystem(k, this.pci);
       this.iommu.attachBus(this.pci.bus, vfioCoreProfile(this.version).dmaOwnership);
@@ -155,7 +162,11 @@ export class Host {
       }
       /* the boot-time binding: as if the driver's id table matched */
       if (driver !== undefined) pdev.driver_override = driver;
-      this.pci.addDevice(pdev, () => this.iommu.groupAddDevice(this.iommuGroupFor(opts.iommuGroup), pdev));
+      this.pci.addDevice(pdev, () => {
+        const group = this.iommuGroupFor(opts.iommuGroup);
+        this.ppc64?.deviceAdded(pdev, group, opts); /* ppc64: the group's PE and its TCE table */
+        this.iommu.groupAddDevice(group, pdev);
+      });
       pdev.driver_override = undefined;
       return pdev;
     });

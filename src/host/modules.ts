@@ -1,5 +1,6 @@
 import type { ArchName, ModuleSpec } from '../kernel/index.ts';
 import { vfioModule } from '../vfio/index.ts';
+import { vfioIommuSpaprTceModule } from '../vfio/iommu_spapr_tce/index.ts';
 import { vfioPciModule } from '../vfio/pci/index.ts';
 
 /*
@@ -8,6 +9,8 @@ import { vfioPciModule } from '../vfio/pci/index.ts';
  * IOMMU backends by name; a backend not built for the arch is simply not
  * found, as on a real system.
  */
-export function installedModules(_arch: ArchName): ModuleSpec[] {
-  return [vfioModule, vfioPciModule];
+export function installedModules(arch: ArchName): ModuleSpec[] {
+  const mods = [vfioModule, vfioPciModule];
+  if (arch === 'ppc64') mods.push(vfioIommuSpaprTceModule);
+  return mods;
 }

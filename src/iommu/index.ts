@@ -2,3 +2,4 @@
 export * from './core.ts';
 export type * from './domain.ts';
 export * from './iommu_group.ts';
+export * from './powerpc/index.ts';
