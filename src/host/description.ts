@@ -292,6 +292,88 @@ export function validateHostDescription(value: unknown, file?: string): HostDesc
   };
 }
 
+/**
+ * Where JSON.parse gave up: Node 20's messages do not always say, so walk
+ * the text with a small recursive-descent scanner that stops at the first
+ * character no JSON value can have there.
+ */
+export function jsonErrorOffset(text: string): number | undefined {
+  let i = 0;
+  const ws = (): void => {
+    while (i < text.length && ' \t\n\r'.includes(text[i] as string)) i++;
+  };
+  const fail = (): never => {
+    throw i;
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      ws();
+      if (text[i] === '}') {
+        i++;
+        return;
+      }
+      for (;;) {
+        ws();
+        if (text[i] !== '"') fail();
+        str();
+        ws();
+        if (text[i] !== ':') fail();
+        i++;
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === '}') {
+          i++;
+          return;
+        } else fail();
+      }
+    }
+    if (c === '[') {
+      i++;
+      ws();
+      if (text[i] === ']') {
+        i++;
+        return;
+      }
+      for (;;) {
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === ']') {
+          i++;
+          return;
+        } else fail();
+      }
+    }
+    if (c === '"') {
+      str();
+      return;
+    }
+    const m = /^(-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i));
+    if (m === null) fail();
+    i += (m as RegExpExecArray)[0].length;
+  };
+  const str = (): void => {
+    i++;
+    while (i < text.length && text[i] !== '"') {
+      if ((text.charCodeAt(i) ?? 0) < 0x20) fail();
+      i += text[i] === '\\' ? 2 : 1;
+    }
+    if (i >= text.length) fail();
+    i++;
+  };
+  try {
+    value();
+    ws();
+    return i < text.length ? i : undefined;
+  } catch (at) {
+    return typeof at === 'number' ? at : undefined;
+  }
+}
+
 /** JSON text -> description; syntax errors say the line and column */
 export function parseHostDescription(text: string, file?: string): HostDescription {
   let value: unknown;
@@ -299,16 +381,16 @@ export function parseHostDescription(text: string, file?: string): HostDescripti
     value = JSON.parse(text);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
-    const pos = /position (\d+)/.exec(msg);
+    const pos = jsonErrorOffset(text);
     let where = '';
-    if (pos !== null) {
-      const before = text.slice(0, Number(pos[1]));
+    if (pos !== undefined) {
+      const before = text.slice(0, pos);
       const line = before.split('\n').length;
-      const col = Number(pos[1]) - before.lastIndexOf('\n');
+      const col = pos - before.lastIndexOf('\n');
       where = `line ${line}, column ${col}: `;
     }
     throw new HostDescriptionError(
-      [`${where}not valid JSON (${msg.replace(/ in JSON at position \d+.*$/, '')})`],
+      [`${where}not valid JSON (${msg.replace(/,? ?(in JSON at position|\.\.\.|").*$/s, '')})`],
       file,
     );
   }

@@ -41,7 +41,7 @@ const u64: SchemaNode = {
 
 export const hostSchema: RootSchema = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
-  $id: 'https://github.com/vfio-ts/vfio-ts/schemas/host.schema.json',
+  $id: 'urn:vfio-ts:host-description',
   title: 'vfio-ts host description',
   description:
     'A simulated Linux machine for vfio-ts: architecture, kernel profile, IOMMU, PCI devices with their IOMMU groups and boot-time drivers, and the limits of the process that runs VFIO code on it.',
