@@ -515,6 +515,8 @@ export class Process implements Syscalls {
     let type = flags & MAP_TYPE;
     if (type === MAP_SHARED_VALIDATE && k.version !== '4.1') type = MAP_SHARED;
     if (file !== undefined) {
+      /* file_mmap_ok (4.17+): the mapping must end below MAX_LFS_FILESIZE */
+      if (k.version !== '4.1' && (len > LOFF_MAX || pgoff > (LOFF_MAX - len) / ps)) return -EOVERFLOW;
       if (type === MAP_SHARED) {
         if (prot & PROT_WRITE && !(file.f_mode & FMODE_WRITE)) return -EACCES;
         vmFlags |= VM_SHARED;
