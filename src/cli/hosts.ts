@@ -32,7 +32,7 @@ export const PPC64_EDU = {
   kernel: '4.1',
   pageSize: 65536,
   devices: [{ bdf: '0000:00:01.0', model: 'edu', iommuGroup: 1 }],
-  process: { comm: 'vfio-demo', rlimitMemlock: '64M' },
+  process: { comm: 'vfio-demo', rlimitMemlock: '2G' },
 } as const;
 
 /** the edu model stands in as a generic function with edu's ids when this build has no edu model */

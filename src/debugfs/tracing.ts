@@ -45,6 +45,8 @@ export interface FtraceOptions {
   readonly header?: boolean;
   /** prefer the sPAPR or type1 name where they share an ioctl number */
   readonly arch?: string;
+  /** include trace_marker lines (default true) */
+  readonly markers?: boolean;
 }
 
 export class KernelTrace {
@@ -92,7 +94,8 @@ export class KernelTrace {
   }
 
   records(opts: FtraceOptions = {}, from = 0, to?: number): TraceRecord[] {
-    const events = select(this.kernel.tracer.events.slice(from, to), opts.filter ?? []);
+    let events = select(this.kernel.tracer.events.slice(from, to), opts.filter ?? []);
+    if (opts.markers === false) events = events.filter((e) => e.marker !== true);
     return events.map((e) => ({
       cpu: 0,
       pid: e.pid,
