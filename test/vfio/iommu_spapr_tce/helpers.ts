@@ -110,15 +110,14 @@ export function setIommu(s: Session, type: number = VFIO_SPAPR_TCE_IOMMU): numbe
 }
 
 /** host + session + group 1 in the container + SET_IOMMU(type) */
-export function ready(o: SpaprHostOptions & { memlock?: bigint; type?: number } = {}): {
-  host: Host;
-  s: Session;
-} {
+export function ready(
+  o: SpaprHostOptions & { memlock?: bigint; type?: number; groups?: readonly number[] } = {},
+): { host: Host; s: Session } {
   const host = spaprHost(o);
   const s = session(host, o.memlock !== undefined ? { memlock: o.memlock } : {});
-  for (const d of o.devices ?? [{ bdf: '0001:00:01.0', group: 1 }]) {
-    if (d.driver !== undefined || s.groups.has(d.group)) continue;
-    if (addGroup(s, d.group) !== 0) throw new Error(`SET_CONTAINER ${d.group} failed`);
+  const devs = o.devices ?? [{ bdf: '0001:00:01.0', group: 1 }];
+  for (const id of o.groups ?? [...new Set(devs.filter((d) => d.driver === undefined).map((d) => d.group))]) {
+    if (addGroup(s, id) !== 0) throw new Error(`SET_CONTAINER ${id} failed`);
   }
   if (setIommu(s, o.type ?? VFIO_SPAPR_TCE_IOMMU) !== 0) throw new Error('SET_IOMMU failed');
   return { host, s };
