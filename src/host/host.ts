@@ -1,5 +1,5 @@
 import { type HostDriverHooks, makeHostDmaDriver, makePciStubDriver } from '../devices/index.ts';
-import { type IommuCaps, IommuCore, type IommuGroup, type ReservedRegion } from '../iommu/index.ts';
+import { type IommuCaps, IommuCore, type IommuGroup, type ReservedRegion, registerX86Iommu } from '../iommu/index.ts';
 import {
   type ArchName,
   Kernel,
@@ -91,6 +91,7 @@ export class Host {
       opts.iommu?.reservedRegions ??
       (this.arch === 'x86_64' ? [{ start: 0xfee00000n, end: 0xfeefffffn, type: 'msi' }] : []);
     this.pci = new PciSubsystem(k);
+    if (this.arch === 'x86_64') registerX86Iommu(this.iommu); /* intel_iommu_init: VT-d domains and fault reporting */
     this.ppc64 = this.arch === 'ppc64' ? setupPpc64(k, this.iommu, this.hostDmaHooks, opts) : undefined;
     k.inKernel(() => {
       setPciSubsystem(k, this.pci);

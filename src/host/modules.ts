@@ -1,6 +1,7 @@
 import type { ArchName, ModuleSpec } from '../kernel/index.ts';
 import { vfioModule } from '../vfio/index.ts';
 import { vfioIommuSpaprTceModule } from '../vfio/iommu_spapr_tce/index.ts';
+import { vfioIommuType1Module } from '../vfio/iommu_type1/index.ts';
 import { vfioPciModule } from '../vfio/pci/index.ts';
 
 /*
@@ -12,5 +13,6 @@ import { vfioPciModule } from '../vfio/pci/index.ts';
 export function installedModules(arch: ArchName): ModuleSpec[] {
   const mods = [vfioModule, vfioPciModule];
   if (arch === 'ppc64') mods.push(vfioIommuSpaprTceModule);
+  if (arch === 'x86_64') mods.push(vfioIommuType1Module);
   return mods;
 }

@@ -2,4 +2,5 @@
 export * from './core.ts';
 export type * from './domain.ts';
 export * from './iommu_group.ts';
+export * from './x86/index.ts';
 export * from './powerpc/index.ts';
