@@ -1,4 +1,10 @@
-import type { PciBarSpec, PciBus, PciDeviceModel } from '../pci/index.ts';
+import {
+  CapBuilder,
+  PCI_EXP_TYPE_ENDPOINT,
+  type PciBarSpec,
+  type PciBus,
+  type PciDeviceModel,
+} from '../pci/index.ts';
 
 /*
  * A generic PCI function: identity from the host description, and memory
@@ -15,6 +21,8 @@ export interface GenericModelOptions {
   readonly headerType?: number;
   readonly hostDriver?: string;
   readonly flr?: boolean;
+  /** a PCIe function (the default): 4 KiB config space and a PCIe capability, with FLR if `flr` */
+  readonly pcie?: boolean;
 }
 
 export class GenericPciModel implements PciDeviceModel {
@@ -27,6 +35,7 @@ export class GenericPciModel implements PciDeviceModel {
   readonly bars: readonly (PciBarSpec | undefined)[];
   readonly hostDriver: string | undefined;
   readonly flr: boolean;
+  readonly pcie: boolean;
   private regs: Map<number, DataView>;
   bus: PciBus | undefined;
 
@@ -39,7 +48,12 @@ export class GenericPciModel implements PciDeviceModel {
     this.bars = o.bars ?? [{ size: 0x20000, type: 'mem32' }];
     this.hostDriver = o.hostDriver;
     this.flr = o.flr ?? false;
+    this.pcie = o.pcie ?? true;
     this.regs = new Map();
+  }
+
+  buildConfig(cfg: Uint8Array, wmask: Uint8Array): void {
+    if (this.pcie) new CapBuilder(cfg, wmask).pcie({ type: PCI_EXP_TYPE_ENDPOINT, flr: this.flr });
   }
 
   realize(bus: PciBus): void {

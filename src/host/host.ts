@@ -1,4 +1,9 @@
-import { type HostDriverHooks, makeHostDmaDriver, makePciStubDriver } from '../devices/index.ts';
+import {
+  type HostDriverHooks,
+  makeHostDmaDriver,
+  makePcieportDriver,
+  makePciStubDriver,
+} from '../devices/index.ts';
 import { type IommuCaps, IommuCore, type IommuGroup, type ReservedRegion, registerX86Iommu } from '../iommu/index.ts';
 import {
   type ArchName,
@@ -99,6 +104,9 @@ export class Host {
       const stub = makePciStubDriver();
       this.hostDrivers.set(stub.name, stub);
       this.pci.registerDriver(stub);
+      const port = makePcieportDriver([]);
+      this.hostDrivers.set(port.name, port);
+      this.pci.registerDriver(port);
       for (const m of installedModules(this.arch)) k.modules.install(m);
       /* boot: what the distribution's init would modprobe */
       this.modprobe('vfio');
@@ -145,7 +153,8 @@ export class Host {
     if (opts.parent !== undefined && parent === undefined)
       throw new Error(`parent bridge ${opts.parent} not found`);
     return this.kernel.inKernel(() => {
-      const pdev = new PciDev(loc.domain, loc.bus, loc.devfn, model, this.pci.bus, parent, opts.pcie ?? true);
+      const pcie = opts.pcie ?? model.pcie ?? true;
+      const pdev = new PciDev(loc.domain, loc.bus, loc.devfn, model, this.pci.bus, parent, pcie);
       parent?.subordinates.push(pdev);
       pdev.assignResources((len, io, mem64) => this.allocWindow(len, io, mem64));
       if ((model.interruptPin ?? 0) !== 0) pdev.irq = this.nextIrq++;

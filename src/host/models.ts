@@ -1,4 +1,10 @@
-import { GenericPciModel } from '../devices/index.ts';
+import {
+  CopyEngineModel,
+  EduModel,
+  GenericPciModel,
+  PcieRootPortModel,
+  SerialModel,
+} from '../devices/index.ts';
 import type { PciDeviceModel } from '../pci/index.ts';
 import type { AddPciDeviceOptions } from './host.ts';
 
@@ -15,6 +21,12 @@ export const deviceModels = new Map<string, DeviceModelFactory>([
         ...(o.device !== undefined ? { device: o.device } : {}),
         ...(o.class !== undefined ? { classCode: o.class } : {}),
         ...(o.driver !== undefined ? { hostDriver: o.driver } : {}),
+        ...(o.pcie !== undefined ? { pcie: o.pcie } : {}),
+        ...(typeof o.flr === 'boolean' ? { flr: o.flr } : {}),
       }),
   ],
+  ['edu', (o) => new EduModel(o.dmaMask !== undefined ? { dmaMask: o.dmaMask } : {})],
+  ['copy-engine', () => new CopyEngineModel()],
+  ['serial', () => new SerialModel()],
+  ['pcie-root-port', () => new PcieRootPortModel()],
 ]);

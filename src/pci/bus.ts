@@ -14,6 +14,7 @@ import {
   reallyProbe,
 } from '../kernel/index.ts';
 import { EINVAL, ENODEV, ENXIO } from '../uapi/index.ts';
+import { pciRouteIntx } from './irq.ts';
 import { createPciBusType, type PciDev, type PciDriver, toPciDev } from './pci.ts';
 
 /*
@@ -26,8 +27,16 @@ export class PciSubsystem {
   readonly bus: BusType = createPciBusType();
   /** unbinds still waiting in a driver's remove (vfio_del_group_dev) */
   readonly pendingUnbinds = new Map<string, Kthread<void>>();
+  /** interrupt vectors the platform can hand to MSI/MSI-X (x86: about 200 per CPU) */
+  msiVectorBudget = 224;
+  msiVectorsInUse = 0;
+  /** the next interrupt line number for an MSI vector */
+  nextMsiIrq = 128;
+  /** MSI-X vectors can be added while enabled (6.x x86 irq domains: MSI_FLAG_PCI_MSIX_ALLOC_DYN) */
+  msixDynamicAlloc: boolean;
 
   constructor(readonly kernel: Kernel) {
+    this.msixDynamicAlloc = kernel.version !== '4.1' && kernel.arch.name === 'x86_64';
     const vfs = kernel.vfs;
     vfs.mkdirp('/sys/bus/pci/devices');
     vfs.mkdirp('/sys/bus/pci/drivers');
@@ -108,6 +117,7 @@ export class PciSubsystem {
       },
     });
     vfs.link(`/sys/bus/pci/devices/${pdev.name}`, pdev.sysfsPath);
+    pciRouteIntx(pdev);
     this.bus.devices.push(pdev);
     this.bus.notifier.call(BUS_NOTIFY_ADD_DEVICE, pdev);
     onAdded?.();

@@ -44,12 +44,19 @@ export interface PciDeviceModel extends PciDeviceIdentity {
   readonly romSize?: number;
   /** PCIe function-level reset capability */
   readonly flr?: boolean;
+  /**
+   * A PCI Express function (4 KiB config space, PCIe capability) or a
+   * conventional one (256 bytes, like QEMU's edu). Undefined: whatever the
+   * host description says.
+   */
+  readonly pcie?: boolean;
   /** the driver a host would bind by default (e.g. 'e1000e'); undefined: none */
   readonly hostDriver?: string | undefined;
   /** lay out capabilities in config space: set cap list, return writable-bit masks */
   buildConfig?(cfg: Uint8Array, wmask: Uint8Array): void;
   /** connect the model to its bus (called once when the device is added) */
   realize(bus: PciBus): void;
+  /** a read of BAR `bar` (6: the expansion ROM) at offset; size 1, 2, 4 or 8 */
   mmioRead(bar: number, offset: number, size: number): bigint;
   mmioWrite(bar: number, offset: number, size: number, value: bigint): void;
   /** the device observed a config write (after masks were applied) */

@@ -7,6 +7,7 @@ import {
   newBus,
 } from '../kernel/index.ts';
 import { ENODEV } from '../uapi/index.ts';
+import { pciFindCapabilityIn } from './caps.ts';
 import { buildConfigSpace, type ConfigSpace } from './config.ts';
 import type { PciBus, PciDeviceModel } from './model.ts';
 import {
@@ -15,12 +16,32 @@ import {
   IORESOURCE_MEM_64,
   IORESOURCE_PREFETCH,
   PCI_BASE_ADDRESS_0,
+  PCI_BRIDGE_CONTROL,
+  PCI_BRIDGE_CTL_BUS_RESET,
+  PCI_CAP_ID_EXP,
+  PCI_CAP_ID_MSI,
+  PCI_CAP_ID_MSIX,
+  PCI_CAP_ID_PM,
   PCI_CFG_SPACE_EXP_SIZE,
   PCI_CFG_SPACE_SIZE,
+  PCI_COMMAND,
+  PCI_COMMAND_INTX_DISABLE,
+  PCI_COMMAND_MASTER,
+  PCI_EXP_DEVCTL,
+  PCI_EXP_DEVCTL_BCR_FLR,
+  PCI_HEADER_TYPE_BRIDGE,
   PCI_HEADER_TYPE_NORMAL,
+  PCI_INTERRUPT_LINE,
   PCI_NUM_RESOURCES,
+  PCI_PM_CTRL,
+  PCI_PM_CTRL_NO_SOFT_RESET,
+  PCI_PRIMARY_BUS,
   PCI_ROM_ADDRESS,
   PCI_ROM_RESOURCE,
+  PCI_SECONDARY_BUS,
+  PCI_STATUS,
+  PCI_STATUS_INTERRUPT,
+  PCI_SUBORDINATE_BUS,
 } from './regs.ts';
 
 /*
@@ -39,8 +60,18 @@ export interface PciDeviceId {
   readonly device: number;
 }
 
+/** pci_channel_state_t */
+export const pci_channel_io_normal = 1;
+export const pci_channel_io_frozen = 2;
+
+export interface PciErrorHandlers {
+  /** AER reported an error on the device; returns a pci_ers_result_t */
+  error_detected(pdev: PciDev, state: number): number;
+}
+
 export interface PciDriver extends DeviceDriver {
   readonly id_table: readonly PciDeviceId[];
+  readonly err_handler?: PciErrorHandlers | undefined;
   /** ids added at run time through sysfs new_id */
   readonly dynids: PciDeviceId[];
   pciProbe(pdev: PciDev): number;
@@ -64,22 +95,39 @@ export function formatBdf(domain: number, bus: number, devfn: number): string {
 
 export class PciDev extends Device {
   readonly cfg: ConfigSpace;
+  /** config space as the function comes out of reset (before BARs are assigned) */
+  readonly powerOnConfig: Uint8Array;
   readonly resource: PciResource[] = [];
-  /** pdev->irq: the host interrupt line INTx is routed to (0: none) */
-  irq = 0;
+  private _irq = 0;
   /** the INTx line as the device drives it */
   intxLevel = false;
-  /** interrupt handlers installed by the bound driver (request_irq) */
+  /** the line as the interrupt controller sees it: asserted and not DisINTx-masked */
+  intxLine = false;
+  /** called when the INTx line rises (the PCI core's IRQ dispatch installs it) */
   intxHandler: (() => void) | undefined;
+  /** called for MSI vector n / MSI-X entry n the device signals */
   msiHandler: ((vector: number) => void) | undefined;
   /** the upstream bridge (undefined: on a root bus) */
   readonly bridge: PciDev | undefined;
   /** set by the IOMMU core: how this function's DMA is translated */
   dmaPort: Pick<PciBus, 'dmaRead' | 'dmaWrite'> | undefined;
-  /** devices for which a bus reset through this bridge reaches (bridges only) */
+  /** devices directly below this bridge (bridges only) */
   readonly subordinates: PciDev[] = [];
-  /** pci_dev->is_busmaster etc. kept in hardware config; saved state for pci_save_state */
+  /** pci_save_state's copy (dev->saved_config_space and the PCIe registers) */
   savedConfig: Uint8Array | undefined;
+  /** dev->state_saved */
+  state_saved = false;
+  /** pci_enable_device count */
+  enable_cnt = 0;
+  /** PCI_D0 / PCI_D3hot as the kernel last set it */
+  current_state = 0;
+  /** capability offsets found at enumeration (0: absent) */
+  readonly msi_cap: number;
+  readonly msix_cap: number;
+  readonly pcie_cap: number;
+  readonly pm_cap: number;
+  /** the host kernel's MSI/MSI-X bookkeeping (drivers/pci/msi.c), owned by msi.ts */
+  msiState: unknown;
   constructor(
     readonly domain: number,
     readonly busnr: number,
@@ -92,6 +140,27 @@ export class PciDev extends Device {
     super(formatBdf(domain, busnr, devfn), bus, bridge);
     this.bridge = bridge;
     this.cfg = buildConfigSpace(model, pcie ? PCI_CFG_SPACE_EXP_SIZE : PCI_CFG_SPACE_SIZE);
+    this.powerOnConfig = this.cfg.bytes.slice();
+    this.msi_cap = pciFindCapabilityIn(this.cfg.bytes, PCI_CAP_ID_MSI);
+    this.msix_cap = pciFindCapabilityIn(this.cfg.bytes, PCI_CAP_ID_MSIX);
+    this.pcie_cap = pciFindCapabilityIn(this.cfg.bytes, PCI_CAP_ID_EXP);
+    this.pm_cap = pciFindCapabilityIn(this.cfg.bytes, PCI_CAP_ID_PM);
+    if (bridge !== undefined) {
+      /* firmware enumeration: the bridge forwards this bus number */
+      const sec = bridge.cfg.read(PCI_SECONDARY_BUS, 1);
+      if (sec === 0 || busnr < sec) bridge.cfg.set(PCI_SECONDARY_BUS, 1, busnr);
+      if (bridge.cfg.read(PCI_SUBORDINATE_BUS, 1) < busnr) bridge.cfg.set(PCI_SUBORDINATE_BUS, 1, busnr);
+      bridge.cfg.set(PCI_PRIMARY_BUS, 1, bridge.busnr);
+    }
+  }
+
+  /** pdev->irq: the host interrupt line INTx is routed to (0: none); firmware writes it to Interrupt Line */
+  get irq(): number {
+    return this._irq;
+  }
+  set irq(v: number) {
+    this._irq = v;
+    this.cfg.set(PCI_INTERRUPT_LINE, 1, v & 0xff);
   }
 
   get vendor(): number {
@@ -114,6 +183,22 @@ export class PciDev extends Device {
   }
   get func(): number {
     return this.devfn & 7;
+  }
+  /** pci_is_pcie */
+  get is_pcie(): boolean {
+    return this.pcie_cap !== 0;
+  }
+  /** devices reached by a reset of this bridge's secondary bus (pci_walk_bus below it) */
+  busDevices(): PciDev[] {
+    const out: PciDev[] = [];
+    const walk = (b: PciDev): void => {
+      for (const d of b.subordinates) {
+        out.push(d);
+        walk(d);
+      }
+    };
+    walk(this);
+    return out;
   }
 
   /** assign resources from the platform's windows and program the BARs */
@@ -144,27 +229,95 @@ export class PciDev extends Device {
     }
   }
 
+  /* ---- the function's side of the bus ---- */
+
+  get busMaster(): boolean {
+    return (this.cfg.read(PCI_COMMAND, 2) & PCI_COMMAND_MASTER) !== 0;
+  }
+
+  /** recompute the INTx line after the device or DisINTx changed it */
+  updateIntx(): void {
+    const status = this.cfg.read(PCI_STATUS, 2);
+    this.cfg.set(
+      PCI_STATUS,
+      2,
+      this.intxLevel ? status | PCI_STATUS_INTERRUPT : status & ~PCI_STATUS_INTERRUPT,
+    );
+    const line = this.intxLevel && !(this.cfg.read(PCI_COMMAND, 2) & PCI_COMMAND_INTX_DISABLE);
+    const rising = line && !this.intxLine;
+    this.intxLine = line;
+    if (rising) this.intxHandler?.();
+  }
+
+  /**
+   * A config write as the function receives it: the hardware masks apply,
+   * then whatever the write sets in motion (a secondary bus reset, an FLR,
+   * a power state change, DisINTx) takes effect.
+   */
+  configWrite(off: number, size: 1 | 2 | 4, v: number): void {
+    const oldBridgeCtl = this.cfg.read(PCI_BRIDGE_CONTROL, 2);
+    const pmState = this.pm_cap !== 0 ? this.cfg.read(this.pm_cap + PCI_PM_CTRL, 2) & 3 : 0;
+    this.cfg.write(off, size, v);
+    if (this.hdr_type === PCI_HEADER_TYPE_BRIDGE && covers(off, size, PCI_BRIDGE_CONTROL, 2)) {
+      const ctl = this.cfg.read(PCI_BRIDGE_CONTROL, 2);
+      if (ctl & PCI_BRIDGE_CTL_BUS_RESET && !(oldBridgeCtl & PCI_BRIDGE_CTL_BUS_RESET))
+        for (const d of this.busDevices()) d.hardwareReset();
+    }
+    if (this.pcie_cap !== 0 && covers(off, size, this.pcie_cap + PCI_EXP_DEVCTL + 1, 1)) {
+      const ctl = this.cfg.read(this.pcie_cap + PCI_EXP_DEVCTL, 2);
+      if (ctl & PCI_EXP_DEVCTL_BCR_FLR) {
+        /* Initiate FLR: the bit reads back 0 and the function resets */
+        this.cfg.set(this.pcie_cap + PCI_EXP_DEVCTL, 2, ctl & ~PCI_EXP_DEVCTL_BCR_FLR);
+        this.hardwareReset();
+        return;
+      }
+    }
+    if (this.pm_cap !== 0 && covers(off, size, this.pm_cap + PCI_PM_CTRL, 1)) {
+      const ctl = this.cfg.read(this.pm_cap + PCI_PM_CTRL, 2);
+      /* D3hot -> D0 without No_Soft_Reset is an internal reset */
+      if (pmState === 3 && (ctl & 3) === 0 && !(ctl & PCI_PM_CTRL_NO_SOFT_RESET)) {
+        this.hardwareReset();
+        return;
+      }
+    }
+    this.model.configWritten?.(off, size);
+    this.updateIntx();
+  }
+
+  /** the function comes out of reset: power-on config, device registers reset */
+  hardwareReset(): void {
+    this.cfg.bytes.set(this.powerOnConfig);
+    this.model.reset();
+    this.updateIntx();
+  }
+
   /** the bus interface handed to the device model */
   busInterface(schedule: PciBus['schedule']): PciBus {
     return {
+      /* a function without Bus Master Enable cannot issue requests at all */
       dmaRead: (addr, buf) => {
-        if (this.dmaPort === undefined) {
+        if (this.dmaPort === undefined || !this.busMaster) {
           buf.fill(0);
           return false;
         }
         return this.dmaPort.dmaRead(addr, buf);
       },
-      dmaWrite: (addr, data) => (this.dmaPort === undefined ? false : this.dmaPort.dmaWrite(addr, data)),
+      dmaWrite: (addr, data) =>
+        this.dmaPort === undefined || !this.busMaster ? false : this.dmaPort.dmaWrite(addr, data),
       setIntx: (level) => {
-        const rising = level && !this.intxLevel;
+        if (level === this.intxLevel) return;
         this.intxLevel = level;
-        if (rising && this.intxHandler !== undefined) this.intxHandler();
+        this.updateIntx();
       },
       msiNotify: (vector) => this.msiHandler?.(vector),
       schedule,
       readConfig: (off, size) => this.cfg.read(off, size),
     };
   }
+}
+
+function covers(off: number, size: number, reg: number, regSize: number): boolean {
+  return off < reg + regSize && reg < off + size;
 }
 
 export function toPciDev(dev: Device): PciDev | undefined {
@@ -195,11 +348,13 @@ export function definePciDriver(spec: {
   owner?: Module | undefined;
   id_table?: readonly PciDeviceId[];
   driver_managed_dma?: boolean;
+  err_handler?: PciErrorHandlers;
   probe(pdev: PciDev): number;
   remove(pdev: PciDev): void | KthreadBody<void>;
 }): PciDriver {
   const drv: PciDriver = {
     name: spec.name,
+    err_handler: spec.err_handler,
     owner: spec.owner,
     driver_managed_dma: spec.driver_managed_dma ?? false,
     id_table: spec.id_table ?? [],

@@ -1,0 +1,246 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { EDU_DMA_DELAY_NS, EduModel } from '../../src/devices/index.ts';
+import { PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PCI_MSI_FLAGS } from '../../src/pci/index.ts';
+import {
+  EFD_NONBLOCK,
+  MAP_SHARED,
+  POLLIN,
+  PROT_READ,
+  PROT_WRITE,
+  VFIO_IRQ_SET_ACTION_TRIGGER,
+  VFIO_IRQ_SET_ACTION_UNMASK,
+  VFIO_IRQ_SET_DATA_EVENTFD,
+  VFIO_IRQ_SET_DATA_NONE,
+  VFIO_PCI_INTX_IRQ_INDEX,
+  VFIO_PCI_MSI_IRQ_INDEX,
+} from '../../src/uapi/index.ts';
+import { userAlloc } from '../helpers/user.ts';
+import {
+  type Bench,
+  bench,
+  cfgRd,
+  cfgWr,
+  efdCount,
+  rd,
+  rd64,
+  regionOffset,
+  s32s,
+  setIrqs,
+  triggerEventfds,
+  wr,
+} from '../vfio/pci/helpers.ts';
+
+/*
+ * QEMU's edu device as a VFIO user drives it: registers through pread/
+ * pwrite and an mmapped BAR0, factorial, interrupts on eventfds, and DMA
+ * through the IOMMU into the user's buffer.
+ */
+const BAR0 = 0;
+
+function enableBusMaster(b: Bench): void {
+  const cmd = cfgRd(b, PCI_COMMAND, 2);
+  assert.equal(cfgWr(b, PCI_COMMAND, 2, cmd | PCI_COMMAND_MASTER | PCI_COMMAND_MEMORY), 2);
+}
+
+function model(b: Bench): EduModel {
+  const m = b.host.device(b.bdf)?.model;
+  assert.ok(m instanceof EduModel);
+  return m;
+}
+
+for (const kernel of ['4.1', '6.12'] as const) {
+  describe(`edu through vfio-pci (${kernel})`, () => {
+    test('identification, liveness and the register access rules', () => {
+      const b = bench({ kernel });
+      assert.equal(rd(b, BAR0, 0x00, 4), 0x010000ed);
+      assert.equal(wr(b, BAR0, 0x04, 4, 0x12345678), 4);
+      assert.equal(rd(b, BAR0, 0x04, 4), 0xedcba987);
+      /* below 0x80 only 4-byte accesses reach the device; smaller ones read 0 */
+      assert.equal(rd(b, BAR0, 0x00, 1), 0);
+      assert.equal(rd(b, BAR0, 0x00, 2), 0);
+      /* an unknown register reads all ones */
+      assert.equal(rd(b, BAR0, 0x0c, 4), 0xffffffff);
+      /* 8 bytes at 0x00: 4.1 splits into two dwords; 6.12 issues one 8-byte read (all ones below 0x80) */
+      const q = rd64(b, BAR0, 0x00);
+      assert.equal(q, kernel === '4.1' ? 0xedcba987_010000edn : 0xffff_ffff_ffff_ffffn);
+    });
+
+    test('factorial completes on the virtual clock and sets the status bit meanwhile', () => {
+      const b = bench({ kernel });
+      assert.equal(wr(b, BAR0, 0x08, 4, 10), 4);
+      const status = model(b).status;
+      assert.equal(status & 0x01, 0x01);
+      /* a read takes bus time, the device works meanwhile */
+      let spins = 0;
+      while ((rd(b, BAR0, 0x20, 4) & 1) !== 0) spins++;
+      assert.ok(spins < 10);
+      assert.equal(rd(b, BAR0, 0x08, 4), 3628800);
+      /* u32 arithmetic, as QEMU's */
+      wr(b, BAR0, 0x08, 4, 13);
+      while ((rd(b, BAR0, 0x20, 4) & 1) !== 0);
+      assert.equal(rd(b, BAR0, 0x08, 4), 1932053504);
+    });
+
+    test('factorial interrupt on INTx: automasked, acknowledged, unmasked', () => {
+      const b = bench({ kernel });
+      const { ret, fds } = triggerEventfds(b, VFIO_PCI_INTX_IRQ_INDEX, 1);
+      assert.equal(ret, 0);
+      const efd = fds[0] as number;
+      wr(b, BAR0, 0x20, 4, 0x80);
+      wr(b, BAR0, 0x08, 4, 5);
+      assert.equal(b.p.poll([{ fd: efd, events: POLLIN }], -1), 1);
+      assert.equal(efdCount(b, efd), 1n);
+      assert.equal(rd(b, BAR0, 0x24, 4), 0x01);
+      /* masked: a raise while masked does not signal */
+      wr(b, BAR0, 0x60, 4, 0x2);
+      assert.equal(efdCount(b, efd), 0n);
+      /* unmask while still asserted: vfio re-sends instead of unmasking */
+      assert.equal(
+        setIrqs(b, { flags: VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, index: 0, count: 1 }),
+        0,
+      );
+      assert.equal(efdCount(b, efd), 1n);
+      /* acknowledge everything, unmask, and the next raise comes through */
+      wr(b, BAR0, 0x64, 4, 0x3);
+      assert.equal(
+        setIrqs(b, { flags: VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, index: 0, count: 1 }),
+        0,
+      );
+      assert.equal(efdCount(b, efd), 0n);
+      wr(b, BAR0, 0x60, 4, 0x4);
+      assert.equal(efdCount(b, efd), 1n);
+    });
+
+    test('MSI: one vector on an eventfd, delivered per raise without masking', () => {
+      const b = bench({ kernel });
+      const { ret, fds } = triggerEventfds(b, VFIO_PCI_MSI_IRQ_INDEX, 1);
+      assert.equal(ret, 0);
+      const efd = fds[0] as number;
+      /* the host programmed MSI in the hardware; the user sees its virtual copy */
+      const pdev = b.host.device(b.bdf);
+      assert.equal((pdev?.cfg.read(0x40 + PCI_MSI_FLAGS, 2) ?? 0) & 1, 1);
+      wr(b, BAR0, 0x60, 4, 0x10);
+      wr(b, BAR0, 0x60, 4, 0x20);
+      assert.equal(efdCount(b, efd), 2n);
+      assert.equal(rd(b, BAR0, 0x24, 4), 0x30);
+    });
+
+    test('DMA from and to the user buffer through the IOMMU', () => {
+      const b = bench({ kernel });
+      enableBusMaster(b);
+      const buf = userAlloc(b.p, 2 * 4096);
+      b.iommu.domain?.map(b.p, buf, 0x10000n, 2 * 4096);
+      const msg = new TextEncoder().encode('hello from userspace');
+      b.p.mem.write(buf, msg);
+      /* RAM -> device buffer */
+      wr(b, BAR0, 0x80, 8, 0x10000);
+      wr(b, BAR0, 0x88, 8, 0x40000);
+      wr(b, BAR0, 0x90, 8, msg.length);
+      wr(b, BAR0, 0x98, 8, 0x1);
+      assert.equal(rd(b, BAR0, 0x98, 4) & 1, 1);
+      b.host.kernel.clock.advance(EDU_DMA_DELAY_NS);
+      assert.equal(rd(b, BAR0, 0x98, 4) & 1, 0);
+      assert.deepEqual(model(b).dmaBuf.subarray(0, msg.length), msg);
+      /* device buffer -> RAM, second page, with the DMA interrupt on MSI */
+      const { fds } = triggerEventfds(b, VFIO_PCI_MSI_IRQ_INDEX, 1);
+      wr(b, BAR0, 0x80, 8, 0x40000);
+      wr(b, BAR0, 0x88, 8, 0x11000);
+      wr(b, BAR0, 0x90, 8, msg.length);
+      wr(b, BAR0, 0x98, 8, 0x1 | 0x2 | 0x4);
+      assert.equal(b.p.poll([{ fd: fds[0] as number, events: POLLIN }], -1), 1);
+      assert.deepEqual(b.p.mem.read(buf + 4096n, msg.length), msg);
+      assert.equal(rd(b, BAR0, 0x24, 4), 0x100);
+      assert.equal(b.host.iommu.faults.length, 0);
+    });
+
+    test('DMA to an unmapped IOVA is refused by the IOMMU, logged, and memory stays untouched', () => {
+      const b = bench({ kernel });
+      enableBusMaster(b);
+      const buf = userAlloc(b.p, 4096);
+      b.iommu.domain?.map(b.p, buf, 0x10000n, 4096);
+      b.p.mem.write(buf, new Uint8Array(64).fill(0x5a));
+      model(b).dmaBuf.fill(0xa5);
+      wr(b, BAR0, 0x80, 8, 0x40000);
+      wr(b, BAR0, 0x88, 8, 0x20000);
+      wr(b, BAR0, 0x90, 8, 64);
+      wr(b, BAR0, 0x98, 8, 0x3);
+      b.host.kernel.clock.advance(EDU_DMA_DELAY_NS);
+      assert.equal(b.host.iommu.faults.length, 1);
+      const f = b.host.iommu.faults[0];
+      assert.equal(f?.iova, 0x20000n);
+      assert.equal(f?.write, true);
+      assert.equal(f?.device, b.bdf);
+      assert.ok(b.host.dmesg().some((l) => l.includes('20000')));
+      assert.deepEqual(b.p.mem.read(buf, 64), new Uint8Array(64).fill(0x5a));
+      /* a refused read delivers zeros to the device */
+      wr(b, BAR0, 0x80, 8, 0x30000);
+      wr(b, BAR0, 0x88, 8, 0x40000);
+      wr(b, BAR0, 0x98, 8, 0x1);
+      b.host.kernel.clock.advance(EDU_DMA_DELAY_NS);
+      assert.deepEqual(model(b).dmaBuf.subarray(0, 64), new Uint8Array(64));
+      assert.equal(b.host.iommu.faults.length, 2);
+    });
+
+    test('no bus mastering, no DMA: nothing reaches the IOMMU or memory', () => {
+      const b = bench({ kernel });
+      const buf = userAlloc(b.p, 4096);
+      b.iommu.domain?.map(b.p, buf, 0x10000n, 4096);
+      model(b).dmaBuf.fill(0x77);
+      wr(b, BAR0, 0x80, 8, 0x40000);
+      wr(b, BAR0, 0x88, 8, 0x10000);
+      wr(b, BAR0, 0x90, 8, 16);
+      wr(b, BAR0, 0x98, 8, 0x3);
+      b.host.kernel.clock.advance(EDU_DMA_DELAY_NS);
+      assert.deepEqual(b.p.mem.read(buf, 16), new Uint8Array(16));
+      assert.equal(b.host.iommu.faults.length, 0);
+    });
+
+    test('DMA addresses are masked to the DMA mask (28 bits by default, dmaMask otherwise)', () => {
+      for (const [opts, expectIova] of [
+        [{}, 0x0000_1000n],
+        [{ dmaMask: 2 ** 32 - 1 }, 0x3000_1000n],
+      ] as const) {
+        const b = bench({ kernel, device: opts });
+        enableBusMaster(b);
+        wr(b, BAR0, 0x80, 8, 0x40000);
+        /* (4.1 splits the 8-byte write: a 4-byte write to 0x88 replaces the whole register) */
+        wr(b, BAR0, 0x88, 8, 0x3000_1000n);
+        wr(b, BAR0, 0x90, 8, 8);
+        wr(b, BAR0, 0x98, 8, 0x3);
+        b.host.kernel.clock.advance(EDU_DMA_DELAY_NS);
+        assert.equal(b.host.iommu.faults[0]?.iova, expectIova);
+      }
+    });
+
+    test('BAR0 through mmap: every access reaches the device as MMIO', () => {
+      const b = bench({ kernel });
+      const map = b.p.mmap(0n, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, b.device, regionOffset(0));
+      assert.ok(map > 0n);
+      const u32 = (off: number): number =>
+        new DataView(b.p.mem.read(map + BigInt(off), 4).buffer).getUint32(0, true);
+      assert.equal(u32(0), 0x010000ed);
+      const w = new Uint8Array(4);
+      new DataView(w.buffer).setUint32(0, 0xdeadbeef, true);
+      b.p.mem.write(map + 4n, w);
+      assert.equal(u32(4), 0x21524110);
+      assert.equal(model(b).addr4, 0x21524110);
+      assert.equal(b.p.munmap(map, 1 << 20), 0);
+    });
+  });
+}
+
+test("edu identity and config space are QEMU's", () => {
+  const b = bench();
+  assert.equal(cfgRd(b, 0x00, 4), 0x11e81234);
+  assert.equal(cfgRd(b, 0x08, 4), 0x00ff0010);
+  assert.equal(cfgRd(b, 0x2c, 4), 0x11001af4);
+  assert.equal(cfgRd(b, 0x3d, 1), 1);
+  assert.equal(cfgRd(b, 0x34, 1), 0x40);
+  /* MSI: 64-bit, one vector, last in the chain */
+  assert.equal(cfgRd(b, 0x40, 4), 0x00800005);
+  void s32s;
+  void EFD_NONBLOCK;
+  void VFIO_IRQ_SET_DATA_EVENTFD;
+  void VFIO_IRQ_SET_ACTION_TRIGGER;
+});
