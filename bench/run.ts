@@ -7,6 +7,8 @@ type Bench = { readonly name: string; readonly load: () => Promise<(report: (lin
 
 const BENCHES: Bench[] = [
   { name: 'type1 dma tree', load: async () => (await import('./dma_tree.bench.ts')).benchDmaTree },
+  { name: 'vfio core syscalls', load: async () => (await import('./core.bench.ts')).benchCore },
+  { name: 'tracing cost', load: async () => (await import('./trace.bench.ts')).benchTrace },
 ];
 
 async function main(): Promise<void> {

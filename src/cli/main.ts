@@ -206,7 +206,7 @@ export function buildProgram(io: CliIo, setStatus: (n: number) => void): Command
     .option('--trace [patterns]', 'show the kernel functions each syscall ran')
     .option('--graph <file>', 'write the object graph (at ctx.checkpoint(), else at the end)')
     .option('--changes', 'show the object changes under each syscall')
-    .option('-q, --quiet', 'no step log')
+    .option('-q, --quiet', 'no step log (the program\'s own ctx.log lines still print)')
     .option('--json', 'print the steps and the exit status as JSON')
     .action(
       async (
@@ -226,8 +226,9 @@ export function buildProgram(io: CliIo, setStatus: (n: number) => void): Command
         const s = sessionFor(m, o.trace, o.changes === true);
         const prog = await loadProgram(file);
         const json = o.json === true;
-        if (!json && o.quiet !== true) {
-          s.recorder.onStep = printer(io, { changes: o.changes === true, trace: s.trace !== undefined });
+        if (!json) {
+          if (o.quiet !== true)
+            s.recorder.onStep = printer(io, { changes: o.changes === true, trace: s.trace !== undefined });
           s.recorder.onNote = (t) => io.out(paint.dim(`# ${t}`));
         }
         const r = await runProgram(s, prog, {

@@ -23,6 +23,13 @@ export interface TraceEvent {
 
 let activeTracers = 0;
 
+/*
+ * VFIO_TS_NO_TRACE=1 in the environment builds every traced() function as
+ * the bare function, as a kernel built without CONFIG_FUNCTION_GRAPH_TRACER:
+ * bench/ compares that with tracing compiled in but off.
+ */
+const TRACE_COMPILED_OUT = globalThis.process?.env?.VFIO_TS_NO_TRACE === '1';
+
 export class Tracer {
   private on = false;
   private depth = 0;
@@ -132,6 +139,13 @@ export function formatRet(ret: unknown): string {
   return String(ret);
 }
 
+/** how many of the wrapper's fixed arguments the caller passed (trailing undefineds dropped) */
+function arity(...xs: unknown[]): number {
+  let n = xs.length;
+  while (n > 0 && xs[n - 1] === undefined) n--;
+  return n;
+}
+
 /**
  * Wrap a kernel function so calls appear in the function_graph trace.
  * `fmt` renders the arguments that matter ("arg=VFIO_SPAPR_TCE_IOMMU").
@@ -141,8 +155,8 @@ export function traced<A extends unknown[], R>(
   fn: (...args: A) => R,
   fmt?: (...args: A) => string,
 ): (...args: A) => R {
-  return (...args: A): R => {
-    if (activeTracers === 0) return fn(...args);
+  if (TRACE_COMPILED_OUT) return fn;
+  const slow = (args: A): R => {
     const t = maybeCurrentKernel()?.tracer;
     if (t === undefined || !t.enabled) return fn(...args);
     const ev = t.enter(name, fmt === undefined ? '' : fmt(...args));
@@ -156,6 +170,24 @@ export function traced<A extends unknown[], R>(
     t.exit(ev, ret);
     return ret;
   };
+  /*
+   * While tracing is off the wrapper must cost next to nothing: a rest
+   * parameter would allocate an array on every call, so functions whose
+   * parameter list has no rest parameter and at most six names get a
+   * fixed six-argument wrapper (missing arguments arrive as undefined,
+   * which is what they would be anyway, and defaults still apply).
+   */
+  type F = (...args: unknown[]) => R;
+  const f = fn as unknown as F;
+  const s = slow as unknown as (args: unknown[]) => R;
+  const src = Function.prototype.toString.call(fn);
+  const head = src.slice(0, Math.max(0, src.search(/=>|\{/)));
+  const fixed = !head.includes('...') && head.split(',').length <= 6;
+  const w: F = fixed
+    ? (a, b, c, d, e, g) =>
+        activeTracers === 0 ? f(a, b, c, d, e, g) : s([a, b, c, d, e, g].slice(0, arity(a, b, c, d, e, g)))
+    : (...args) => (activeTracers === 0 ? f(...args) : s(args));
+  return w as unknown as (...args: A) => R;
 }
 
 /**
