@@ -7,6 +7,8 @@
  * device still holds it.
  */
 const CHUNK_BYTES = 16 << 20;
+/* below this a byte loop beats subarray() + set(): ioctl arguments are a few dozen bytes */
+const SMALL_COPY = 64;
 /* where physical allocations start: above the 32-bit hole, like RAM above 4 GiB */
 const PHYS_BASE = 0x1_0000_0000;
 
@@ -50,6 +52,7 @@ export class PhysObject {
       const n = Math.min(len, this.chunkBytes - co);
       const c = this.chunk(ci, false);
       if (c === undefined) dst.fill(0, dstOff, dstOff + n);
+      else if (n <= SMALL_COPY) for (let i = 0; i < n; i++) dst[dstOff + i] = c[co + i] as number;
       else dst.set(c.subarray(co, co + n), dstOff);
       off += n;
       dstOff += n;
@@ -62,8 +65,9 @@ export class PhysObject {
       const ci = Math.floor(off / this.chunkBytes);
       const co = off - ci * this.chunkBytes;
       const n = Math.min(len, this.chunkBytes - co);
-      const c = this.chunk(ci, true);
-      c?.set(src.subarray(srcOff, srcOff + n), co);
+      const c = this.chunk(ci, true) as Uint8Array;
+      if (n <= SMALL_COPY) for (let i = 0; i < n; i++) c[co + i] = src[srcOff + i] as number;
+      else c.set(src.subarray(srcOff, srcOff + n), co);
       off += n;
       srcOff += n;
       len -= n;

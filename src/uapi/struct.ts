@@ -104,37 +104,56 @@ export function defineStruct<const F extends FieldTable>(
       const [type, offset] = lookup(field);
       return offset + FIELD_SIZE[type];
     },
+    /* byte arithmetic for the narrow fields: a DataView per call costs more than the decode */
     decode(bytes, at = 0) {
       checkRoom('decode', bytes.length, at);
-      const dv = view(bytes);
+      let dv: DataView | undefined;
       const out: Record<string, number | bigint> = {};
       for (const [field, [type, off]] of entries) {
         const p = at + off;
-        if (type === 'u8') out[field] = dv.getUint8(p);
-        else if (type === 'u16') out[field] = dv.getUint16(p, true);
-        else if (type === 'u32') out[field] = dv.getUint32(p, true);
-        else if (type === 's32') out[field] = dv.getInt32(p, true);
-        else out[field] = dv.getBigUint64(p, true);
+        if (type === 'u8') out[field] = bytes[p] as number;
+        else if (type === 'u16') out[field] = (bytes[p] as number) | ((bytes[p + 1] as number) << 8);
+        else if (type === 'u32' || type === 's32') {
+          const v =
+            (bytes[p] as number) |
+            ((bytes[p + 1] as number) << 8) |
+            ((bytes[p + 2] as number) << 16) |
+            ((bytes[p + 3] as number) << 24);
+          out[field] = type === 'u32' ? v >>> 0 : v;
+        } else {
+          dv ??= view(bytes);
+          out[field] = dv.getBigUint64(p, true);
+        }
       }
       return out as StructValue<F>;
     },
     encode(value, into, at = 0) {
       const buf = into ?? new Uint8Array(at + size);
       checkRoom('encode', buf.length, at);
-      const writes: [FieldType, number, unknown][] = [];
-      for (const [field, v] of Object.entries(value) as [string, unknown][]) {
+      /* check everything first: a bad value leaves the buffer untouched */
+      for (const field in value) {
+        const v = (value as Record<string, unknown>)[field];
         if (v === undefined) continue;
-        const [type, off] = lookup(field);
+        const [type] = lookup(field);
         checkValue(name, field, type, v);
-        writes.push([type, at + off, v]);
       }
-      const dv = view(buf);
-      for (const [type, p, v] of writes) {
-        if (type === 'u8') dv.setUint8(p, v as number);
-        else if (type === 'u16') dv.setUint16(p, v as number, true);
-        else if (type === 'u32') dv.setUint32(p, v as number, true);
-        else if (type === 's32') dv.setInt32(p, v as number, true);
-        else dv.setBigUint64(p, v as bigint, true);
+      let dv: DataView | undefined;
+      for (const [field, [type, off]] of entries) {
+        const v = (value as Record<string, unknown>)[field];
+        if (v === undefined) continue;
+        const p = at + off;
+        if (type === 'u64') {
+          dv ??= view(buf);
+          dv.setBigUint64(p, v as bigint, true);
+          continue;
+        }
+        const n = v as number;
+        buf[p] = n;
+        if (type === 'u8') continue;
+        buf[p + 1] = n >>> 8;
+        if (type === 'u16') continue;
+        buf[p + 2] = n >>> 16;
+        buf[p + 3] = n >>> 24;
       }
       return buf;
     },

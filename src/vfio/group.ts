@@ -677,7 +677,7 @@ const vfioGroupIoctlGetStatus = traced(
       return fail(vfio().profile.groupGoneErrno, 'VFIO_GROUP_GET_STATUS: all devices of the group are gone');
     if (vfioGroupViable(group)) flags |= VFIO_GROUP_FLAGS_VIABLE;
     if (group.container !== undefined) flags |= VFIO_GROUP_FLAGS_CONTAINER_SET;
-    if (copyToUser(uarg(arg), vfio_group_status.encode({ argsz: status.argsz, flags }), minsz) !== 0)
+    if (copyToUser(uarg(arg), vfio_group_status.encode({ argsz: status.argsz, flags }, buf), minsz) !== 0)
       return fail(EFAULT, 'VFIO_GROUP_GET_STATUS: cannot write the result');
     return 0;
   },
