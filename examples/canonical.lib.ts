@@ -21,7 +21,7 @@ import {
   VFIO_TYPE1_IOMMU,
 } from '../src/uapi/index.ts';
 import type { CanonicalOptions } from './canonical.raw.ts';
-import { cliHostOptions, exampleHost, isMain } from './setup.ts';
+import { cliHostOptions, EXAMPLE_MEMLOCK, exampleHost, isMain } from './setup.ts';
 
 export interface CanonicalLibResult {
   readonly apiVersion: number;
@@ -120,7 +120,7 @@ export function main(sys: Syscalls, opts: CanonicalOptions): CanonicalLibResult 
 if (isMain(import.meta)) {
   const opts = cliHostOptions();
   const host = exampleHost(opts, [{ bdf: '0000:00:03.0', model: 'edu', iommuGroup: 26 }]);
-  const p = host.spawn({ rlimitMemlock: 64n << 20n });
+  const p = host.spawn({ rlimitMemlock: EXAMPLE_MEMLOCK });
   const r = main(p, {
     group: 26,
     device: '0000:00:03.0',

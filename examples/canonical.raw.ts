@@ -51,7 +51,7 @@ import {
   vfio_irq_set,
   vfio_region_info,
 } from '../src/uapi/index.ts';
-import { cliHostOptions, exampleHost, isMain } from './setup.ts';
+import { cliHostOptions, EXAMPLE_MEMLOCK, exampleHost, isMain } from './setup.ts';
 
 export interface CanonicalOptions {
   /** the IOMMU group number (the doc's 26) */
@@ -279,7 +279,7 @@ export function main(sys: Syscalls, opts: CanonicalOptions): CanonicalResult {
 if (isMain(import.meta)) {
   const opts = cliHostOptions();
   const host = exampleHost(opts, [{ bdf: '0000:00:03.0', model: 'edu', iommuGroup: 26 }]);
-  const p = host.spawn({ rlimitMemlock: 64n << 20n });
+  const p = host.spawn({ rlimitMemlock: EXAMPLE_MEMLOCK });
   main(p, {
     group: 26,
     device: '0000:00:03.0',

@@ -16,7 +16,7 @@ import {
   VfioGroup,
 } from '../src/lib/index.ts';
 import { type Syscalls, VFIO_SPAPR_TCE_IOMMU, VFIO_TYPE1_IOMMU } from '../src/uapi/index.ts';
-import { cliHostOptions, exampleHost, isMain } from './setup.ts';
+import { cliHostOptions, EXAMPLE_MEMLOCK, exampleHost, isMain } from './setup.ts';
 
 /* registers (BAR0) */
 const CE_ID = 0x000;
@@ -223,7 +223,7 @@ if (isMain(import.meta)) {
   const opts = cliHostOptions();
   const mib = Number(process.argv.find((a) => a.startsWith('--mib='))?.slice(6) ?? 64);
   const host = exampleHost(opts, [{ bdf: '0000:00:04.0', model: 'copy-engine', iommuGroup: 4 }]);
-  const p = host.spawn({ rlimitMemlock: 4n << 30n });
+  const p = host.spawn({ rlimitMemlock: EXAMPLE_MEMLOCK });
   const t0 = performance.now();
   const r = main(p, {
     group: 4,

@@ -15,7 +15,7 @@ import {
   VfioGroup,
 } from '../src/lib/index.ts';
 import { type Syscalls, VFIO_SPAPR_TCE_IOMMU, VFIO_TYPE1_IOMMU } from '../src/uapi/index.ts';
-import { cliHostOptions, exampleHost, isMain } from './setup.ts';
+import { cliHostOptions, EXAMPLE_MEMLOCK, exampleHost, isMain } from './setup.ts';
 
 /* BAR0 registers (QEMU docs/specs/edu.rst) */
 const EDU_ID = 0x00;
@@ -173,7 +173,7 @@ export function main(sys: Syscalls, opts: EduDriverOptions): EduDriverResult {
 if (isMain(import.meta)) {
   const opts = cliHostOptions();
   const host = exampleHost(opts, [{ bdf: '0000:00:03.0', model: 'edu', iommuGroup: 3 }]);
-  const p = host.spawn({ rlimitMemlock: 64n << 20n });
+  const p = host.spawn({ rlimitMemlock: EXAMPLE_MEMLOCK });
   main(p, {
     group: 3,
     device: '0000:00:03.0',

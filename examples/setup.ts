@@ -32,3 +32,9 @@ export function cliHostOptions(argv: readonly string[] = process.argv.slice(2)):
   if (kernel !== '4.1' && kernel !== '6.12') throw new Error(`--kernel: 4.1 or 6.12, not ${kernel}`);
   return { arch, kernel };
 }
+
+/**
+ * RLIMIT_MEMLOCK for the example processes: sPAPR charges its whole DMA
+ * window (1 GiB by default) at VFIO_IOMMU_ENABLE, type1 what it pins.
+ */
+export const EXAMPLE_MEMLOCK = 4n << 30n;

@@ -24,7 +24,11 @@ export interface DeviceSpec {
   readonly [extra: string]: unknown;
 }
 
-export function machine(devices: readonly DeviceSpec[], opts: HostOptions = {}): Machine {
+export function machine(
+  devices: readonly DeviceSpec[],
+  opts: HostOptions = {},
+  memlock = 256n << 20n,
+): Machine {
   const host = new Host({ arch: 'x86_64', kernel: '4.1', ...opts });
   for (const d of devices) {
     const { bdf, group, model, driver, ...rest } = d;
@@ -38,7 +42,7 @@ export function machine(devices: readonly DeviceSpec[], opts: HostOptions = {}):
     if (driver === undefined) assert.equal(host.bind(bdf, 'vfio-pci'), 0, `bind ${bdf}`);
   }
   const baseline = host.liveObjects();
-  const p = host.spawn({ rlimitMemlock: 256n << 20n });
+  const p = host.spawn({ rlimitMemlock: memlock });
   return { host, p, baseline, spawned: host.liveObjects() };
 }
 
