@@ -9,6 +9,7 @@ import {
   type ArchName,
   Kernel,
   type KernelVersion,
+  kernelProfile,
   type Kthread,
   Process,
   reallyProbe,
@@ -252,9 +253,7 @@ export class Host {
   /* ---- processes ---- */
 
   spawn(opts: SpawnOptions = {}): Process {
-    /* RLIMIT_MEMLOCK defaults: 64 KiB until 5.16, 8 MiB since */
-    const dflt = this.version === '4.1' ? 64n * 1024n : 8n * 1024n * 1024n;
-    return new Process(this.kernel, opts, dflt);
+    return new Process(this.kernel, opts, kernelProfile(this.version).defaultMemlock);
   }
 
   tasks(): Task[] {

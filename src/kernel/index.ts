@@ -21,6 +21,7 @@ export { ObjectCounter } from './objects.ts';
 export { PhysicalMemory, PhysObject } from './physmem.ts';
 export * from './printk.ts';
 export { Process, type SpawnOptions } from './process.ts';
+export { type KernelProfile, kernelProfile } from './profile.ts';
 export { capable, type Rlimit, Task } from './task.ts';
 export { formatFunctionGraph, formatRet, type TraceEvent, Tracer, traced } from './trace.ts';
 export * from './uaccess.ts';

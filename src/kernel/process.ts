@@ -64,6 +64,7 @@ import {
 import type { Kernel } from './kernel.ts';
 import { MmStruct, protToVmFlags, TASK_SIZE, VM_MAYREAD, VM_MAYWRITE, VM_SHARED, Vma } from './mm.ts';
 import { modulePut, tryModuleGet } from './module.ts';
+import { kernelProfile } from './profile.ts';
 import { attrFops, dirFops } from './pseudofs.ts';
 import { capable, type Rlimit, Task } from './task.ts';
 import { doVfsIoctl, isVfsIoctl, vfsIoctlResult } from './vfs_ioctl.ts';
@@ -513,10 +514,11 @@ export class Process implements Syscalls {
     if (start < MMAP_MIN_ADDR && !capable(this.task, CAP_SYS_RAWIO)) return -EPERM;
     let vmFlags = protToVmFlags(prot) | VM_MAYREAD | VM_MAYWRITE;
     let type = flags & MAP_TYPE;
-    if (type === MAP_SHARED_VALIDATE && k.version !== '4.1') type = MAP_SHARED;
+    const prof = kernelProfile(k.version);
+    if (type === MAP_SHARED_VALIDATE && prof.mapSharedValidate) type = MAP_SHARED;
     if (file !== undefined) {
       /* file_mmap_ok (4.17+): the mapping must end below MAX_LFS_FILESIZE */
-      if (k.version !== '4.1' && (len > LOFF_MAX || pgoff > (LOFF_MAX - len) / ps)) return -EOVERFLOW;
+      if (prof.mmapFileSizeCheck && (len > LOFF_MAX || pgoff > (LOFF_MAX - len) / ps)) return -EOVERFLOW;
       if (type === MAP_SHARED) {
         if (prot & PROT_WRITE && !(file.f_mode & FMODE_WRITE)) return -EACCES;
         vmFlags |= VM_SHARED;
