@@ -150,7 +150,7 @@ export function vfioIommuType1AttachGroup(iommu: VfioIommu, group: IommuGroup): 
       if (!resvExclude(iova, regions))
         return outDetach(fail(EINVAL, 'attach_group: reserved regions leave no valid IOVA range'));
     }
-    domain.group_list.push(group);
+    domain.group_list.unshift(group); /* list_add */
     const isolated = iommuIntrRemap();
     if (!type1Params(k).allow_unsafe_interrupts && !isolated) {
       pr_warn(
@@ -173,7 +173,7 @@ export function vfioIommuType1AttachGroup(iommu: VfioIommu, group: IommuGroup): 
       if (d.domain.ops !== dom.ops || !same) continue;
       iommuDetachGroup(dom, group);
       if (iommuAttachGroup(d.domain, group) === 0) {
-        d.group_list.push(group);
+        d.group_list.unshift(group);
         freeDomain();
         if (prof.iovaRanges) iommu.iova_list = iova;
         iommu.num_non_pinned_groups++;

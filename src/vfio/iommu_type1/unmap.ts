@@ -94,7 +94,7 @@ export function vfioDmaDoUnmap(iommu: VfioIommu, unmap: UnmapRequest): number {
     const first = tree.findOverlap(iova, size);
     if (iommu.v2 && !unmapAll && first !== undefined) {
       /* a mapping containing iova but starting below it is the lowest overlapping one */
-      if (first.iova !== iova) {
+      if (first.iova < iova) {
         fail(EINVAL, 'UNMAP_DMA (v2): the range starts inside a mapping');
         return ret;
       }

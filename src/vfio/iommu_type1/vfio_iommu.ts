@@ -101,6 +101,24 @@ export class VfioIommu {
     if (o === undefined) throw new Error(`vfio_iommu: mapping with a dead owner ${handle}`);
     return o;
   }
+
+  /** debugfs hook (src/debugfs/json.ts): domains and a summary of the mappings for snapshots and graphs */
+  debugSnapshot(): object {
+    const sample: { iova: bigint; size: bigint; vaddr: bigint; prot: number }[] = [];
+    let bytes = 0n;
+    this.dma_list.forEach((e) => {
+      bytes += e.size;
+      if (sample.length < 4) sample.push({ iova: e.iova, size: e.size, vaddr: e.vaddr, prot: e.prot });
+    });
+    return {
+      type: this.v2 ? 'vfio_iommu (type1v2)' : 'vfio_iommu (type1)',
+      domains: this.domain_list.map((d) => ({ groups: d.group_list.map((g) => g.id), prot: d.prot })),
+      mappings: this.dma_list.count,
+      mappedBytes: bytes,
+      dma_avail: this.dma_avail,
+      dma_list: sample,
+    };
+  }
 }
 
 /** pages a mapping charged to locked_vm, from its handle */
