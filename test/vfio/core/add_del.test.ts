@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Host } from '../../../src/index.ts';
 import { type IommuGroup, iommuGroupGet } from '../../../src/iommu/index.ts';
-import { Device, NSEC_PER_SEC } from '../../../src/kernel/index.ts';
+import { Device, type File, Kernel, NSEC_PER_SEC } from '../../../src/kernel/index.ts';
 import {
   EBUSY,
   EINVAL,
@@ -12,10 +12,19 @@ import {
   O_RDWR,
   S_IFCHR,
   type StatResult,
+  VFIO_GROUP_UNSET_CONTAINER,
   VFIO_MINOR,
 } from '../../../src/uapi/index.ts';
 import { vfioCreateGroup, vfioGroupPut } from '../../../src/vfio/group.ts';
-import { type VfioDeviceOps, vfioAddGroupDev, vfioOf } from '../../../src/vfio/index.ts';
+import {
+  type VfioDeviceOps,
+  type VfioGroup,
+  vfioAddGroupDev,
+  vfioGroupGetExternalUser,
+  vfioGroupPutExternalUser,
+  vfioModule,
+  vfioOf,
+} from '../../../src/vfio/index.ts';
 import {
   type CallLog,
   groupOf,
@@ -295,3 +304,87 @@ for (const kernel of PROFILES) {
     });
   });
 }
+
+describe('vfio_init error paths', () => {
+  const boot = (squat: (k: Kernel) => void) => {
+    const k = new Kernel('4.1', { name: 'x86_64', pageSize: 4096, pageShift: 12 });
+    const r = k.inKernel(() => {
+      squat(k);
+      k.modules.install(vfioModule);
+      return k.modules.requestModule('vfio');
+    });
+    return { k, r };
+  };
+
+  it('misc minor 196 taken: pr_err, the error, nothing left behind', () => {
+    const { k, r } = boot((k) =>
+      k.chrdev.miscRegister({ minor: VFIO_MINOR, name: 'squatter', fops: { name: 'x' } }),
+    );
+    assert.equal(r, -EBUSY);
+    assert.ok(k.log.lines().some((l) => l.endsWith('vfio: misc device register failed')));
+    assert.equal(vfioOf(k), undefined);
+    assert.equal(k.modules.find('vfio'), undefined);
+    assert.equal(k.vfs.lookup('/sys/class/vfio'), -ENOENT);
+  });
+
+  it('no dynamic major left: the class and the misc device are undone', () => {
+    const { k, r } = boot((k) => {
+      for (let i = 0; i < 21; i++) k.chrdev.allocChrdevRegion(0, 1, `hog${i}`);
+    });
+    assert.equal(r, -EBUSY);
+    assert.equal(vfioOf(k), undefined);
+    assert.equal(k.vfs.lookup('/dev/vfio/vfio'), -ENOENT);
+    assert.equal(k.vfs.lookup('/sys/class/vfio'), -ENOENT);
+    assert.equal(k.chrdev.lookup(10, VFIO_MINOR), undefined);
+  });
+});
+
+describe('the 4.1 external user API (KVM, hot reset)', () => {
+  it('takes a container user and a group reference; puts them back in 4.1-rc1 order', () => {
+    const { host, log } = vfioHost(Host, '4.1');
+    const p = host.spawn();
+    const s = new Scratch(p);
+    const c = p.open('/dev/vfio/vfio', O_RDWR);
+    const g = p.open('/dev/vfio/3', O_RDWR);
+    const e = p.eventfd(0, 0);
+    const asP = <T>(fn: () => T): T => {
+      const prev = host.kernel.enter(p.task);
+      try {
+        return fn();
+      } finally {
+        host.kernel.leave(prev);
+      }
+    };
+    const file = (fd: number) => p.task.files.get(fd) as File;
+    const group = groupOf(host, 3) as VfioGroup;
+    assert.equal(
+      asP(() => vfioGroupGetExternalUser(file(e))),
+      -EINVAL,
+    );
+    assert.equal(
+      asP(() => vfioGroupGetExternalUser(file(g))),
+      -EINVAL,
+    );
+    assert.equal(group.container_users.read(), 0);
+    s.setContainer(g, c);
+    assert.equal(
+      asP(() => vfioGroupGetExternalUser(file(g))),
+      -EINVAL,
+    );
+    assert.equal(group.container_users.read(), 1);
+    assert.equal(p.ioctl(c, 0x3b66, TEST_IOMMU), 0);
+    const kref = group.kref.refcount;
+    const ext = asP(() => vfioGroupGetExternalUser(file(g)));
+    assert.equal(ext, group);
+    assert.equal(group.container_users.read(), 2);
+    assert.equal(group.kref.refcount, kref + 1);
+    assert.equal(p.ioctl(g, VFIO_GROUP_UNSET_CONTAINER), -EBUSY);
+    p.close(g);
+    assert.notEqual(group.container, undefined);
+    log.calls.length = 0;
+    asP(() => vfioGroupPutExternalUser(group));
+    assert.equal(group.container, undefined);
+    assert.deepEqual(log.calls, ['test_iommu.detach(3)', 'test_iommu.release(32343)']);
+    assert.equal(group.kref.refcount, kref - 1);
+  });
+});
