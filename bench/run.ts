@@ -9,6 +9,7 @@ const BENCHES: Bench[] = [
   { name: 'type1 dma tree', load: async () => (await import('./dma_tree.bench.ts')).benchDmaTree },
   { name: 'vfio core syscalls', load: async () => (await import('./core.bench.ts')).benchCore },
   { name: 'tracing cost', load: async () => (await import('./trace.bench.ts')).benchTrace },
+  { name: 'sPAPR TCE map/unmap and DMA', load: async () => (await import('./spapr.bench.ts')).benchSpapr },
 ];
 
 async function main(): Promise<void> {

@@ -55,6 +55,7 @@ export {
   IommuTable,
   IommuTableGroup,
   type IommuTableGroupOps,
+  UserspaceView,
 } from './iommu_table.ts';
 export {
   accountLockedVm,

@@ -60,8 +60,8 @@ export class IommuTable {
   it_level_size = 0;
   /** bytes of memory the table takes (charged to locked_vm for user-created tables) */
   it_allocated_size = 0;
-  /** v2: the userspace address each entry maps (it_userspace), by table-relative index */
-  it_userspace: Map<number, number> | undefined;
+  /** v2: the userspace address each entry maps (it_userspace); 0 for none */
+  it_userspace: UserspaceView | undefined;
   /** it_kref: the table groups and containers that hold the table */
   it_kref = 1;
 
@@ -77,21 +77,24 @@ export class IommuTable {
     this.it_offset = opts.offset;
     this.it_size = opts.size;
     this.it_page_shift = opts.pageShift;
+    this.pageSize = 2 ** opts.pageShift;
+    this.windowStart = BigInt(opts.offset) << BigInt(opts.pageShift);
+    this.windowSize = BigInt(opts.size) << BigInt(opts.pageShift);
+    const safe = this.windowStart + this.windowSize <= BigInt(Number.MAX_SAFE_INTEGER);
+    this.windowStartNum = safe ? Number(this.windowStart) : Number.NaN;
+    this.windowEndNum = safe ? Number(this.windowStart + this.windowSize) : Number.NaN;
     this.chunks = new Array(Math.ceil(opts.size / CHUNK)).fill(undefined);
   }
 
-  get pageSize(): number {
-    return 2 ** this.it_page_shift;
-  }
+  /** IOMMU_PAGE_SIZE(tbl) */
+  readonly pageSize: number;
 
   /** the bus address range this table translates */
-  get windowStart(): bigint {
-    return BigInt(this.it_offset) << BigInt(this.it_page_shift);
-  }
-
-  get windowSize(): bigint {
-    return BigInt(this.it_size) << BigInt(this.it_page_shift);
-  }
+  readonly windowStart: bigint;
+  readonly windowSize: bigint;
+  /** the same as numbers, for windows below 2^53 (NaN above: the bigint path applies) */
+  readonly windowStartNum: number;
+  readonly windowEndNum: number;
 
   /** a copy of the TCE array as the u64 array the hardware reads */
   get tceArray(): BigUint64Array {
@@ -129,12 +132,36 @@ export class IommuTable {
     return end;
   }
 
+  /** whether the part of the table holding `index` was ever written */
+  populated(index: number): boolean {
+    return this.chunks[Math.floor((index - this.it_offset) / CHUNK)] !== undefined;
+  }
+
   /** entries with a permission bit set */
   validEntries(): number {
     let n = 0;
     for (const c of this.chunks)
       if (c !== undefined) for (let j = 0; j < c.length; j += 2) if ((c[j] ?? 0) & 3) n++;
     return n;
+  }
+
+  /** debugfs hook (src/debugfs/json.ts): the table for snapshots and `vfio-ts graph` */
+  debugSnapshot(): object {
+    let hostUsed = 0;
+    const map = this.it_map;
+    if (map !== undefined)
+      for (let i = 0; i < this.it_size; i++) if ((map[i >>> 3] ?? 0) & (1 << (i & 7))) hostUsed++;
+    return {
+      type: 'iommu_table',
+      liobn: this.it_index,
+      group: this.it_group?.id ?? null,
+      windowStart: this.windowStart,
+      windowSize: this.windowSize,
+      pageShift: this.it_page_shift,
+      entries: this.it_size,
+      inUse: this.validEntries(),
+      itMapUsed: hostUsed,
+    };
   }
 
   contains(index: number): boolean {
@@ -267,4 +294,40 @@ export class IommuTableGroup {
     readonly max_dynamic_windows_supported: number,
     readonly max_levels: number,
   ) {}
+
+  /** debugfs hook: the group's tables */
+  debugSnapshot(): object {
+    return {
+      type: 'iommu_table_group',
+      tables: this.tables.filter((t) => t !== undefined).map((t) => t.debugSnapshot()),
+    };
+  }
+}
+
+/**
+ * it_userspace: the userspace address behind each entry of a v2 table, in
+ * chunks like the TCEs (0 means none, as the kernel's cleared entries).
+ */
+export class UserspaceView {
+  private readonly chunks: (Float64Array | undefined)[];
+  constructor(readonly size: number) {
+    this.chunks = new Array(Math.ceil(size / CHUNK)).fill(undefined);
+  }
+
+  /** the ua of table-relative entry i (0: none) */
+  get(i: number): number {
+    const c = this.chunks[Math.floor(i / CHUNK)];
+    return c === undefined ? 0 : c[i % CHUNK]!;
+  }
+
+  set(i: number, ua: number): void {
+    const n = Math.floor(i / CHUNK);
+    let c = this.chunks[n];
+    if (c === undefined) {
+      if (ua === 0) return;
+      c = new Float64Array(Math.min(CHUNK, this.size - n * CHUNK));
+      this.chunks[n] = c;
+    }
+    c[i % CHUNK] = ua;
+  }
 }

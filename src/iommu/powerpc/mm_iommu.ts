@@ -29,6 +29,8 @@ export class MmIommuTableGroupMem {
     readonly entries: number,
     /** the largest IOMMU page the region can back */
     public pageshift: number,
+    /** PAGE_SIZE of the mm */
+    readonly pageSize: number,
   ) {
     this.hpas = new Float64Array(entries);
   }
@@ -97,7 +99,12 @@ export function mmIommuNew(mm: MmStruct, ua: number, entries: number): MmIommuTa
   const shift = k.pageShift;
   let ret = accountLockedVm(mm, entries, true);
   if (ret !== 0) return ret;
-  const mem = new MmIommuTableGroupMem(ua, entries, Math.min(ffs(ua), ffs(entries * k.pageSize), 63));
+  const mem = new MmIommuTableGroupMem(
+    ua,
+    entries,
+    Math.min(ffs(ua), ffs(entries * k.pageSize), 63),
+    k.pageSize,
+  );
   k.objects.alloc('mm_iommu_table_group_mem_t');
   let pinned = 0;
   ret = 0;
@@ -177,7 +184,7 @@ export function mmIommuLookup(mm: MmStruct, ua: number, size: number): MmIommuTa
 
 /** mm_iommu_ua_to_hpa: the host physical address of ua, for an IOMMU page of 2^pageshift */
 export function mmIommuUaToHpa(mem: MmIommuTableGroupMem, ua: number, pageshift: number): number {
-  const ps = currentKernel().pageSize;
+  const ps = mem.pageSize;
   const entry = Math.floor((ua - mem.ua) / ps);
   if (entry >= mem.entries) return -EFAULT;
   if (pageshift > mem.pageshift) return -EFAULT;

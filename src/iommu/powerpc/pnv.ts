@@ -5,7 +5,7 @@ import type { DmaRun, IommuDomain, IommuFault } from '../domain.ts';
 import type { IommuGroup } from '../iommu_group.ts';
 import { type CoherentBuffer, iommuAllocCoherent, iommuFreeCoherent, iommuInitTable } from './dma_api.ts';
 import { Eeh, EehPe } from './eeh.ts';
-import { IommuTable, IommuTableGroup, type IommuTableGroupOps } from './iommu_table.ts';
+import { IommuTable, IommuTableGroup, type IommuTableGroupOps, UserspaceView } from './iommu_table.ts';
 import { IOMMU_PAGE_SHIFT_4K, TCE_PCI_READ, TCE_PCI_WRITE } from './tce.ts';
 
 /*
@@ -24,6 +24,7 @@ const SZ_64K = 0x1_0000;
 const SZ_16M = 0x100_0000;
 /** the tables of the model keep at most this many entries (a bigger window is -ENOMEM) */
 const MAX_TABLE_ENTRIES = 2 ** 32;
+const SAFE_BUS_ADDR = BigInt(Number.MAX_SAFE_INTEGER);
 
 export interface PowerPlatformOptions {
   /** the default (32-bit) DMA window of every PE */
@@ -100,12 +101,16 @@ export class TceDomain implements IommuDomain {
   readonly type = 'spapr-tce' as const;
   constructor(readonly pe: PnvIodaPe) {}
 
+  /** the window holding bus address iova */
   private windowOf(iova: bigint): IommuTable | undefined {
-    for (const t of this.pe.table_group.tables) {
-      if (t === undefined) continue;
-      const page = iova >> BigInt(t.it_page_shift);
-      if (page >= BigInt(t.it_offset) && page < BigInt(t.it_offset + t.it_size)) return t;
+    const tables = this.pe.table_group.tables;
+    if (iova <= SAFE_BUS_ADDR) {
+      /* the common case: no bigint arithmetic */
+      const a = Number(iova);
+      for (const t of tables) if (t !== undefined && a >= t.windowStartNum && a < t.windowEndNum) return t;
     }
+    for (const t of tables)
+      if (t !== undefined && iova >= t.windowStart && iova - t.windowStart < t.windowSize) return t;
     return undefined;
   }
 
@@ -118,30 +123,39 @@ export class TceDomain implements IommuDomain {
   }
 
   private walk(iova: bigint, len: number, write: boolean, runs: DmaRun[]): IommuFault | undefined {
+    /* bus addresses of the 64-bit window exceed 2^53: offsets are taken relative to the window */
     const tbl = this.windowOf(iova);
     if (tbl === undefined) return { iova, write, reason: 'no DMA window at this bus address' };
     const ps = tbl.pageSize;
-    /* bus addresses of a 64-bit window exceed 2^53: work relative to the window */
-    const base = tbl.windowStart;
-    let rel = Number(iova - base);
+    let rel = Number.isNaN(tbl.windowStartNum)
+      ? Number(iova - tbl.windowStart)
+      : Number(iova) - tbl.windowStartNum;
     const end = rel + len;
     const windowBytes = tbl.it_size * ps;
     const need = write ? TCE_PCI_WRITE : TCE_PCI_READ;
     while (rel < end) {
-      const at = base + BigInt(rel);
+      const page = Math.floor(rel / ps);
+      const entry = tbl.it_offset + page;
       if (rel >= windowBytes)
-        return { iova: at, write, reason: 'access runs past the end of the DMA window' };
-      const entry = tbl.it_offset + Math.floor(rel / ps);
+        return {
+          iova: tbl.windowStart + BigInt(rel),
+          write,
+          reason: 'access runs past the end of the DMA window',
+        };
       const perm = tbl.perm(entry);
       if ((perm & (TCE_PCI_READ | TCE_PCI_WRITE)) === 0)
-        return { iova: at, write, reason: `TCE #${entry.toString(16)} is not valid` };
+        return {
+          iova: tbl.windowStart + BigInt(rel),
+          write,
+          reason: `TCE #${entry.toString(16)} is not valid`,
+        };
       if ((perm & need) === 0)
         return {
-          iova: at,
+          iova: tbl.windowStart + BigInt(rel),
           write,
           reason: `TCE #${entry.toString(16)} does not permit ${write ? 'write' : 'read'}`,
         };
-      const off = rel % ps;
+      const off = rel - page * ps;
       const n = Math.min(end - rel, ps - off);
       const phys = tbl.addr(entry) + off;
       const last = runs[runs.length - 1];
@@ -361,7 +375,7 @@ function pnvPciIoda2CreateTable(
   currentKernel().objects.alloc('iommu_table');
   tbl.it_level_size = 2 ** (levelShift - 3);
   tbl.it_indirect_levels = levels - 1;
-  tbl.it_userspace = new Map();
+  tbl.it_userspace = new UserspaceView(entries);
   tbl.it_allocated_size = pnvPciIoda2GetTableSize(pageShift, windowSize, levels);
   return tbl;
 }

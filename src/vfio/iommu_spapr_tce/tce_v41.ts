@@ -69,6 +69,15 @@ export class TceContainerV41 {
   readonly lock = new Mutex('tce_container->lock');
   tbl: IommuTable | undefined;
   enabled = false;
+
+  /** debugfs hook (src/debugfs/json.ts): the container and its one table */
+  debugSnapshot(): object {
+    return {
+      type: 'tce_container',
+      enabled: this.enabled,
+      tables: this.tbl === undefined ? [] : [this.tbl.debugSnapshot()],
+    };
+  }
 }
 
 /** tce_page_is_contained: the TCE page must not be bigger than the page it points into (no huge pages here) */

@@ -27,6 +27,7 @@ import {
   mmIommuPut,
   mmIommuUaToHpa,
   putPage,
+  UserspaceView,
 } from '../../iommu/index.ts';
 import {
   current,
@@ -98,6 +99,18 @@ export class TceContainerV612 {
   readonly group_list: IommuGroup[] = [];
   readonly prereg_list: MmIommuTableGroupMem[] = [];
   constructor(readonly v2: boolean) {}
+
+  /** debugfs hook (src/debugfs/json.ts): the container, its groups and tables */
+  debugSnapshot(): object {
+    return {
+      type: this.v2 ? 'tce_container (v2)' : 'tce_container',
+      enabled: this.enabled,
+      locked_pages: this.locked_pages,
+      groups: this.group_list.map((g) => g.id),
+      prereg: this.prereg_list.length,
+      tables: this.tables.filter((t) => t !== undefined).map((t) => t.debugSnapshot()),
+    };
+  }
 }
 
 function tableGroupOf(grp: IommuGroup): IommuTableGroup | undefined {
@@ -211,30 +224,37 @@ function tceIommuUnusePage(hpa: number): void {
   putPage(hpa, false);
 }
 
-function tceIommuPreregUaToHpa(
-  c: TceContainerV612,
-  ua: number,
-  shift: number,
-): { hpa: number; mem: MmIommuTableGroupMem } | number {
-  const mem = mmIommuLookup(c.mm as MmStruct, ua, 2 ** shift);
-  if (mem === undefined) return -EINVAL;
-  const hpa = mmIommuUaToHpa(mem, ua, shift);
-  if (hpa < 0) return -EINVAL;
-  return { hpa, mem };
+/** the region the previous page was found in: regions do not overlap, so it is the one mm_iommu_lookup finds */
+interface MemCache {
+  mem: MmIommuTableGroupMem | undefined;
+  end: number;
 }
 
-function tceIommuUnusePageV2(c: TceContainerV612, tbl: IommuTable, entry: number): void {
+function tceIommuPreregUaToHpa(c: TceContainerV612, ua: number, shift: number, cache: MemCache): number {
+  const size = 2 ** shift;
+  let mem = cache.mem;
+  if (mem === undefined || ua < mem.ua || ua + size > cache.end) {
+    mem = mmIommuLookup(c.mm as MmStruct, ua, size);
+    cache.mem = mem;
+    if (mem === undefined) return -EINVAL;
+    cache.end = mem.ua + mem.entries * mem.pageSize;
+  }
+  const hpa = mmIommuUaToHpa(mem, ua, shift);
+  return hpa < 0 ? -EINVAL : hpa;
+}
+
+function tceIommuUnusePageV2(c: TceContainerV612, tbl: IommuTable, entry: number, cache: MemCache): void {
   const us = tbl.it_userspace;
+  if (us === undefined) return;
   const i = entry - tbl.it_offset;
-  const ua = us?.get(i);
-  if (us === undefined || ua === undefined) return;
-  const r = tceIommuPreregUaToHpa(c, ua, tbl.it_page_shift);
-  if (typeof r === 'number')
+  const ua = us.get(i);
+  const r = tceIommuPreregUaToHpa(c, ua, tbl.it_page_shift, cache);
+  if (r < 0)
     pr_debug(
       `tce_iommu_unuse_page_v2: tce ${ua.toString(16)} at #${entry.toString(16)} was not cached, ret=${r}`,
     );
-  else mmIommuMappedDec(r.mem);
-  us.delete(i);
+  if (cache.mem !== undefined && r >= 0) mmIommuMappedDec(cache.mem);
+  us.set(i, 0);
 }
 
 const tceIommuClear = traced(
@@ -242,17 +262,17 @@ const tceIommuClear = traced(
   (c: TceContainerV612, tbl: IommuTable, entry: number, pages: number): number => {
     const first = entry;
     const last = entry + pages;
+    const cache: MemCache = { mem: undefined, end: 0 };
     for (; entry < last; ++entry) {
-      /* what was never populated holds no TCE (the multi-level shortcut) */
-      const next = tbl.nextPopulated(entry);
-      if (next > entry) {
-        entry = next - 1;
+      /* an empty entry exchanges to DMA_NONE; what was never populated is skipped (the multi-level shortcut) */
+      if (tbl.perm(entry) === 0) {
+        if (!tbl.populated(entry)) entry = tbl.nextPopulated(entry) - 1;
         continue;
       }
       const old = iommuTceXchgNoKill(c.mm, tbl, entry, 0, DMA_NONE);
       if (old.direction === DMA_NONE) continue;
       if (c.v2) {
-        tceIommuUnusePageV2(c, tbl, entry);
+        tceIommuUnusePageV2(c, tbl, entry, cache);
         continue;
       }
       tceIommuUnusePage(old.hpa);
@@ -325,32 +345,34 @@ const tceIommuBuildV2 = traced(
     direction: DmaDirection,
   ): number => {
     const iopsize = tbl.pageSize;
-    const us = tbl.it_userspace ?? new Map<number, number>();
+    const us = tbl.it_userspace ?? new UserspaceView(tbl.it_size);
     tbl.it_userspace = us;
+    const cache: MemCache = { mem: undefined, end: 0 };
     let ret = 0;
     let i = 0;
     for (; i < pages; ++i) {
-      const r = tceIommuPreregUaToHpa(c, tce, tbl.it_page_shift);
-      if (typeof r === 'number') {
-        ret = r;
+      const hpa = tceIommuPreregUaToHpa(c, tce, tbl.it_page_shift, cache);
+      if (hpa < 0) {
+        ret = hpa;
         break;
       }
+      const mem = cache.mem as MmIommuTableGroupMem;
       if (!tcePageIsContained(tbl.it_page_shift)) {
         ret = -EPERM;
         break;
       }
       /* The registered region is being unregistered */
-      if (mmIommuMappedInc(r.mem) !== 0) break;
+      if (mmIommuMappedInc(mem) !== 0) break;
       if (!tbl.contains(entry + i)) {
         ret = -EINVAL;
-        mmIommuMappedDec(r.mem);
+        mmIommuMappedDec(mem);
         pr_err(
           `iommu_tce: tce_iommu_build_v2 failed ioba=${(entry * iopsize).toString(16)}, tce=${tce.toString(16)}, ret=${ret}`,
         );
         break;
       }
-      const old = iommuTceXchgNoKill(c.mm, tbl, entry + i, r.hpa, direction);
-      if (old.direction !== DMA_NONE) tceIommuUnusePageV2(c, tbl, entry + i);
+      const old = iommuTceXchgNoKill(c.mm, tbl, entry + i, hpa, direction);
+      if (old.direction !== DMA_NONE) tceIommuUnusePageV2(c, tbl, entry + i, cache);
       us.set(entry + i - tbl.it_offset, tce);
       tce += iopsize;
     }
