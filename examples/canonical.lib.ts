@@ -21,7 +21,7 @@ import {
   VFIO_TYPE1_IOMMU,
 } from '../src/uapi/index.ts';
 import type { CanonicalOptions } from './canonical.raw.ts';
-import { cliHostOptions, EXAMPLE_MEMLOCK, exampleHost, isMain } from './setup.ts';
+import { cliHostOptions, EXAMPLE_MEMLOCK, exampleHost, iommuOf, isMain } from './setup.ts';
 
 export interface CanonicalLibResult {
   readonly apiVersion: number;
@@ -117,19 +117,22 @@ export function main(sys: Syscalls, opts: CanonicalOptions): CanonicalLibResult 
   /* `using`: device, DMA buffer, group and container close here, in that order */
 }
 
-if (isMain(import.meta)) {
-  const opts = cliHostOptions();
+/** The program: a host with edu in group 26, one process, the sequence, what is left after exit. */
+export function cli(argv: readonly string[], print: (line: string) => void = console.log): void {
+  const opts = cliHostOptions(argv);
   const host = exampleHost(opts, [{ bdf: '0000:00:03.0', model: 'edu', iommuGroup: 26 }]);
   const p = host.spawn({ rlimitMemlock: EXAMPLE_MEMLOCK });
   const r = main(p, {
     group: 26,
     device: '0000:00:03.0',
-    iommu: opts.arch === 'ppc64' ? 'spapr' : 'type1',
-    log: (l) => console.log(`  ${l}`),
+    iommu: iommuOf(opts),
+    log: (l) => print(`  ${l}`),
   });
-  console.log(
+  print(
     `  device: ${r.deviceInfo.numRegions} regions, ${r.deviceInfo.numIrqs} IRQ indexes, reset ${r.reset}`,
   );
   p.exit();
-  console.log('live kernel objects after exit:', JSON.stringify(host.liveObjects()));
+  print(`live kernel objects after exit: ${JSON.stringify(host.liveObjects())}`);
 }
+
+if (isMain(import.meta)) cli(process.argv.slice(2));

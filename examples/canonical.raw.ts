@@ -51,7 +51,7 @@ import {
   vfio_irq_set,
   vfio_region_info,
 } from '../src/uapi/index.ts';
-import { cliHostOptions, EXAMPLE_MEMLOCK, exampleHost, isMain } from './setup.ts';
+import { cliHostOptions, EXAMPLE_MEMLOCK, exampleHost, iommuOf, isMain } from './setup.ts';
 
 export interface CanonicalOptions {
   /** the IOMMU group number (the doc's 26) */
@@ -276,16 +276,19 @@ export function main(sys: Syscalls, opts: CanonicalOptions): CanonicalResult {
   };
 }
 
-if (isMain(import.meta)) {
-  const opts = cliHostOptions();
+/** The program: a host with edu in group 26, one process, the sequence, what is left after exit. */
+export function cli(argv: readonly string[], print: (line: string) => void = console.log): void {
+  const opts = cliHostOptions(argv);
   const host = exampleHost(opts, [{ bdf: '0000:00:03.0', model: 'edu', iommuGroup: 26 }]);
   const p = host.spawn({ rlimitMemlock: EXAMPLE_MEMLOCK });
   main(p, {
     group: 26,
     device: '0000:00:03.0',
-    iommu: opts.arch === 'ppc64' ? 'spapr' : 'type1',
-    log: (l) => console.log(`  ${l}`),
+    iommu: iommuOf(opts),
+    log: (l) => print(`  ${l}`),
   });
   p.exit();
-  console.log('live kernel objects after exit:', JSON.stringify(host.liveObjects()));
+  print(`live kernel objects after exit: ${JSON.stringify(host.liveObjects())}`);
 }
+
+if (isMain(import.meta)) cli(process.argv.slice(2));

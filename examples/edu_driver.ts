@@ -15,7 +15,7 @@ import {
   VfioGroup,
 } from '../src/lib/index.ts';
 import { type Syscalls, VFIO_SPAPR_TCE_IOMMU, VFIO_TYPE1_IOMMU } from '../src/uapi/index.ts';
-import { cliHostOptions, EXAMPLE_MEMLOCK, exampleHost, isMain } from './setup.ts';
+import { cliHostOptions, EXAMPLE_MEMLOCK, exampleHost, iommuOf, isMain } from './setup.ts';
 
 /* BAR0 registers (QEMU docs/specs/edu.rst) */
 const EDU_ID = 0x00;
@@ -170,18 +170,21 @@ export function main(sys: Syscalls, opts: EduDriverOptions): EduDriverResult {
   return { id, liveness, factorial, roundTrip, interrupts, unmappedIova, untouched };
 }
 
-if (isMain(import.meta)) {
-  const opts = cliHostOptions();
+/** The program: a host with edu in group 3, the driver, then the host's log. */
+export function cli(argv: readonly string[], print: (line: string) => void = console.log): void {
+  const opts = cliHostOptions(argv);
   const host = exampleHost(opts, [{ bdf: '0000:00:03.0', model: 'edu', iommuGroup: 3 }]);
   const p = host.spawn({ rlimitMemlock: EXAMPLE_MEMLOCK });
   main(p, {
     group: 3,
     device: '0000:00:03.0',
-    iommu: opts.arch === 'ppc64' ? 'spapr' : 'type1',
-    log: (l) => console.log(`  ${l}`),
+    iommu: iommuOf(opts),
+    log: (l) => print(`  ${l}`),
   });
   p.exit();
-  console.log('dmesg:');
-  for (const l of host.dmesg({ reasons: false })) console.log(`  ${l}`);
-  console.log('live kernel objects after exit:', JSON.stringify(host.liveObjects()));
+  print('dmesg:');
+  for (const l of host.dmesg({ reasons: false })) print(`  ${l}`);
+  print(`live kernel objects after exit: ${JSON.stringify(host.liveObjects())}`);
 }
+
+if (isMain(import.meta)) cli(process.argv.slice(2));

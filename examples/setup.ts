@@ -23,7 +23,7 @@ export function isMain(meta: ImportMeta): boolean {
 }
 
 /** --arch=ppc64 --kernel=6.12 from the command line. */
-export function cliHostOptions(argv: readonly string[] = process.argv.slice(2)): HostOptions {
+export function cliHostOptions(argv: readonly string[]): HostOptions {
   const get = (k: string): string | undefined =>
     argv.find((a) => a.startsWith(`--${k}=`))?.slice(k.length + 3);
   const arch = get('arch') ?? 'x86_64';
@@ -31,6 +31,11 @@ export function cliHostOptions(argv: readonly string[] = process.argv.slice(2)):
   if (arch !== 'x86_64' && arch !== 'ppc64') throw new Error(`--arch: x86_64 or ppc64, not ${arch}`);
   if (kernel !== '4.1' && kernel !== '6.12') throw new Error(`--kernel: 4.1 or 6.12, not ${kernel}`);
   return { arch, kernel };
+}
+
+/** --arch of the options: the IOMMU the examples use there. */
+export function iommuOf(opts: HostOptions): 'type1' | 'spapr' {
+  return opts.arch === 'ppc64' ? 'spapr' : 'type1';
 }
 
 /**
