@@ -149,6 +149,36 @@ export function describeChanges(changes: readonly ObjectChange[]): string[] {
       return `+ ${c.id}${brief.length > 0 ? ` (${brief.join(', ')})` : ''}`;
     }
     if (c.kind === 'freed') return `- ${c.id}`;
-    return `~ ${c.id}: ${f.map(([k, [x, y]]) => `${k} ${x} → ${y}`).join(', ')}`;
+    return `~ ${c.id}: ${collapse(f)
+      .map(([k, [x, y]]) => `${k} ${x} → ${y}`)
+      .join(', ')}`;
   });
+}
+
+/**
+ * A nested record that appeared or went away as a whole (a container's
+ * iommu_data at SET_IOMMU) is one change, named by its type, not one per
+ * leaf.
+ */
+function collapse(fields: [string, [string, string]][]): [string, [string, string]][] {
+  const root = (k: string): string => k.split(/[.[]/)[0] ?? k;
+  const groups = new Map<string, [string, [string, string]][]>();
+  for (const f of fields) {
+    const r = root(f[0]);
+    groups.set(r, [...(groups.get(r) ?? []), f]);
+  }
+  const out: [string, [string, string]][] = [];
+  for (const [r, fs] of groups) {
+    const nested = fs.length > 1 && fs.every(([k]) => k !== r);
+    const appeared = fs.every(([, [x]]) => x === '∅');
+    const vanished = fs.every(([, [, y]]) => y === '∅');
+    if (!nested || (!appeared && !vanished)) {
+      out.push(...fs);
+      continue;
+    }
+    const type = fs.find(([k]) => k === `${r}.type`)?.[1];
+    const name = (appeared ? type?.[1] : type?.[0]) ?? `{${fs.length} fields}`;
+    out.push([r, appeared ? ['∅', name] : [name, '∅']]);
+  }
+  return out;
 }
