@@ -102,6 +102,7 @@ export class Interrupt implements Disposable {
    * true once the interrupt fired. Device work runs while the process waits.
    */
   wait(timeoutMs: number): boolean {
+    this.assertOpen('wait');
     const fds = [{ fd: this.fd, events: POLLIN, revents: 0 }];
     const n = check(this.sys, this.sys.poll(fds, timeoutMs), {
       syscall: 'poll',
@@ -113,6 +114,7 @@ export class Interrupt implements Disposable {
 
   /** read() the eventfd: how many times it fired since the last read (0 when none). */
   count(): bigint {
+    this.assertOpen('count');
     const addr = this.scratch.buf(8);
     const n = this.sys.read(this.fd, addr, 8);
     if (n === -EAGAIN) return 0n;
@@ -123,6 +125,10 @@ export class Interrupt implements Disposable {
   /** wait(timeoutMs), then count(): 0 when it did not fire in time. */
   next(timeoutMs: number): bigint {
     return this.wait(timeoutMs) ? this.count() : 0n;
+  }
+
+  private assertOpen(what: string): void {
+    if (this.closed) throw new Error(`interrupt ${what}: eventfd ${this.fd} was closed by this library`);
   }
 
   /** Close the eventfd (idempotent); the kernel keeps its own reference while the vector is set. */

@@ -10,6 +10,7 @@ import {
 } from '../../src/kernel/index.ts';
 import { VfioContainer, type VfioDevice, VfioGroup, VfioVectorsError } from '../../src/lib/index.ts';
 import {
+  defineStruct,
   EINVAL,
   ENOSPC,
   ENOTTY,
@@ -308,6 +309,16 @@ test('mmap of a region: MAP_SHARED at the region offset, accesses reach the devi
     o.s.calls.filter((x) => x.startsWith('mmio')),
     ['mmio write 4 @0x10', 'mmio read 8 @0x20', 'mmio read 2 @0x20'],
   );
+  /* a register block as a struct layout: read whole, written field by field */
+  const block = defineStruct('regs', 16, { ctrl: ['u32', 0], status: ['u32', 4], base: ['u64', 8] });
+  all.set(block, { ctrl: 0x11, base: 0x1234_5678_9abc_def0n }, 0x100);
+  bar.set([0xaa, 0xbb, 0xcc, 0xdd], 0x104);
+  assert.deepEqual(all.get(block, 0x100), { ctrl: 0x11, status: 0xddcc_bbaa, base: 0x1234_5678_9abc_def0n });
+  assert.deepEqual(
+    o.s.calls.filter((x) => x.startsWith('mmio') && (x.endsWith('@0x100') || x.endsWith('@0x108'))),
+    ['mmio write 4 @0x100', 'mmio write 8 @0x108', 'mmio read 16 @0x100'],
+  );
+  assert.throws(() => all.set(block, { nope: 1 } as never, 0), /regs has no field nope/);
   all.unmap();
   all.unmap();
   assert.throws(() => all.read32(0), /was unmapped/);
@@ -471,7 +482,13 @@ test('MSI-X on eventfds: the fds sent, the device fires them, wait/count/next co
   assert.equal(irqs[2]!.next(5), 1n);
   assert.equal(irqs[0]!.wait(0), false);
   assert.deepEqual(o.d.interrupts(2), irqs);
-  o.close(); /* closes the three eventfds; the driver's release drops its references */
+  const v0 = irqs[0]!;
+  o.close();
+  assert.throws(() => v0.wait(0), /interrupt wait: eventfd \d+ was closed by this library/);
+  assert.throws(
+    () => v0.count(),
+    /interrupt count: eventfd \d+ was closed/,
+  ); /* closes the three eventfds; the driver's release drops its references */
 });
 
 test('a kernel that grants fewer vectors: VfioVectorsError with the count, no eventfd left open', () => {

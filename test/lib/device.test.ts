@@ -200,6 +200,22 @@ test('a group with a device on a host driver: GET_DEVICE_FD names the culprit', 
   assertClosed(m);
 });
 
+test('UNSET_CONTAINER while a device fd is open: EBUSY; after the device closes it works', () => {
+  const m = machine([EDU]);
+  const o = openDevice(m, EDU.bdf);
+  throwsVfio(() => o.g.unsetContainer(), {
+    errno: 16,
+    code: 'EBUSY',
+    request: 'VFIO_GROUP_UNSET_CONTAINER',
+    message: `VFIO_GROUP_UNSET_CONTAINER() on fd ${o.g.fd} failed: EBUSY (Device or resource busy): 1 other users (device fds) still hold the container`,
+  });
+  o.d.close();
+  o.g.unsetContainer();
+  assert.equal(o.g.status().containerSet, false);
+  closeAll(o);
+  assertClosed(m);
+});
+
 test('an unknown device name: ENODEV', () => {
   const m = machine([EDU]);
   const c = VfioContainer.open(m.p);
