@@ -10,6 +10,7 @@ const BENCHES: Bench[] = [
   { name: 'vfio core syscalls', load: async () => (await import('./core.bench.ts')).benchCore },
   { name: 'tracing cost', load: async () => (await import('./trace.bench.ts')).benchTrace },
   { name: 'sPAPR TCE map/unmap and DMA', load: async () => (await import('./spapr.bench.ts')).benchSpapr },
+  { name: 'type1 MAP+UNMAP', load: async () => (await import('./type1.bench.ts')).benchType1 },
 ];
 
 async function main(): Promise<void> {

@@ -13,7 +13,7 @@ import {
   VFIO_DMA_MAP_FLAG_WRITE,
 } from '../../uapi/index.ts';
 import type { DmaEntry } from './dma_tree.ts';
-import { lockAcct, memlockPages, putPfns, unpinPages, vfioPinPages } from './pin.ts';
+import { lockAcct, putPfns, unpinPages, vfioPinPages } from './pin.ts';
 import { type DmaOwner, handleLocked, makeHandle, type VfioIommu } from './vfio_iommu.ts';
 
 /*
@@ -47,6 +47,20 @@ export function iovaDmaValid(iommu: VfioIommu, start: bigint, end: bigint): bool
   for (let i = 0; i < list.length; i++) {
     const n = list[i]!;
     if (start >= n.start && end <= n.end) return true;
+  }
+  return list.length === 0;
+}
+
+/* iovaDmaValid on numbers when both ends are below 2^53 */
+function iovaDmaValidFast(iommu: VfioIommu, map: MapRequest): boolean {
+  if (map.iovaN < 0 || map.sizeN < 0 || map.iovaN + map.sizeN >= TWO53)
+    return iovaDmaValid(iommu, map.iova, map.iova + (map.size - 1n));
+  const start = map.iovaN;
+  const end = map.iovaN + map.sizeN - 1;
+  const list = iommu.iova_list;
+  for (let i = 0; i < list.length; i++) {
+    const n = list[i]!;
+    if (start >= n.startN && end <= n.endN) return true;
   }
   return list.length === 0;
 }
@@ -139,7 +153,8 @@ function vfioPinMapDma(
   npages: number,
   prot: number,
 ): number {
-  const limit = memlockPages(current());
+  /* rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT, read when first needed (-1: not yet) */
+  const limit = -1;
   let mapped = 0;
   let charged = 0;
   let ret = 0;
@@ -175,6 +190,10 @@ export interface MapRequest {
   vaddr: bigint;
   iova: bigint;
   size: bigint;
+  /** the same as numbers when below 2^53, else -1 */
+  vaddrN: number;
+  iovaN: number;
+  sizeN: number;
   /** OR of the low 32 bits of vaddr, iova and size: alignment is decided there */
   lowBits: number;
   /** iova + size or vaddr + size may exceed 2^64 (a bigint check is needed) */
@@ -225,7 +244,7 @@ export function vfioDmaDoMap(iommu: VfioIommu, map: MapRequest): number {
       return fail(EEXIST, 'MAP_DMA: the range overlaps an existing mapping');
     if (prof.dmaEntryLimit && iommu.dma_avail === 0)
       return fail(ENOSPC, 'MAP_DMA: dma_entry_limit reached (no DMA_AVAIL left)');
-    if (prof.iovaRanges && !iovaDmaValid(iommu, iova, iova + (size - 1n)))
+    if (prof.iovaRanges && !iovaDmaValidFast(iommu, map))
       return fail(EINVAL, 'MAP_DMA: the range is not inside a valid IOVA range');
     const task = current();
     const mm = task.mm;
@@ -233,10 +252,11 @@ export function vfioDmaDoMap(iommu: VfioIommu, map: MapRequest): number {
     if (mm === null) return fail(ENODEV, 'MAP_DMA: the task has no mm');
     const owner = iommu.ownerGet(task, mm, capable(task, CAP_IPC_LOCK));
     iommu.dma_avail--;
-    const npages = pagesOf(size);
+    const npages = map.sizeN >= 0 ? map.sizeN / PAGE_SIZE : pagesOf(size);
     let charged = 0;
     if (iommu.domain_list.length > 0) {
-      charged = vfioPinMapDma(iommu, owner, ipfnOf(iova), Number(vaddr), npages, prot);
+      const ipfn = map.iovaN >= 0 ? map.iovaN / PAGE_SIZE : ipfnOf(iova);
+      charged = vfioPinMapDma(iommu, owner, ipfn, map.vaddrN >= 0 ? map.vaddrN : Number(vaddr), npages, prot);
       if (charged >= 0 && iommu.dirty_page_tracking && npages > DIRTY_BITMAP_PAGES_MAX) {
         vfioUnmapUnpin(iommu, owner, ipfnOf(iova), npages, prot, true);
         charged = fail(EINVAL, 'MAP_DMA: too large for a dirty bitmap');

@@ -46,9 +46,31 @@ import type { VfioIommu } from './vfio_iommu.ts';
  */
 const scratch = new Uint8Array(64);
 const sv = new DataView(scratch.buffer);
+/*
+ * The structs are little-endian; on a little-endian machine the typed
+ * arrays read them directly, and a BigUint64Array element costs a third of
+ * DataView.getBigUint64 (bigints are the expensive part of this path).
+ */
+const LITTLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const s32 = new Uint32Array(scratch.buffer);
+const s64 = new BigUint64Array(scratch.buffer);
 
+/* the u64 at a multiple of 8 */
 function u64(at: number): bigint {
-  return sv.getBigUint64(at, true);
+  return LITTLE ? s64[at >>> 3]! : sv.getBigUint64(at, true);
+}
+
+function u32(at: number): number {
+  return LITTLE ? s32[at >>> 2]! : sv.getUint32(at, true);
+}
+
+const TWO32 = 0x1_0000_0000;
+const TWO21 = 0x20_0000;
+
+/* the u64 at `at` as a number when below 2^53, else -1 */
+function num(at: number): number {
+  const hi = u32(at + 4);
+  return hi < TWO21 ? hi * TWO32 + u32(at) : -1;
 }
 
 export function vfioIommuType1CheckExtension(
@@ -142,8 +164,8 @@ function mapDma(iommu: VfioIommu, arg: bigint): number {
   const p = uarg(arg);
   const minsz = 32;
   if (copyFromUser(scratch, p, minsz) !== 0) return fail(EFAULT, 'MAP_DMA: cannot read the argument');
-  const argsz = sv.getUint32(0, true);
-  const flags = sv.getUint32(4, true);
+  const argsz = u32(0);
+  const flags = u32(4);
   const mask =
     VFIO_DMA_MAP_FLAG_READ |
     VFIO_DMA_MAP_FLAG_WRITE |
@@ -154,11 +176,20 @@ function mapDma(iommu: VfioIommu, arg: bigint): number {
       argsz < minsz ? `MAP_DMA: argsz ${argsz} < ${minsz}` : `MAP_DMA: unknown flags 0x${flags.toString(16)}`,
     );
   /* alignment lives in the low words; only huge values can wrap */
-  const lowBits = sv.getUint32(8, true) | sv.getUint32(16, true) | sv.getUint32(24, true);
-  const sizeHi = sv.getUint32(28, true);
-  const mayWrap =
-    sv.getUint32(12, true) + sizeHi >= 0xffff_fff0 || sv.getUint32(20, true) + sizeHi >= 0xffff_fff0;
-  return vfioDmaDoMap(iommu, { flags, vaddr: u64(8), iova: u64(16), size: u64(24), lowBits, mayWrap });
+  const lowBits = u32(8) | u32(16) | u32(24);
+  const sizeHi = u32(28);
+  const mayWrap = u32(12) + sizeHi >= 0xffff_fff0 || u32(20) + sizeHi >= 0xffff_fff0;
+  return vfioDmaDoMap(iommu, {
+    flags,
+    vaddr: u64(8),
+    iova: u64(16),
+    size: u64(24),
+    vaddrN: num(8),
+    iovaN: num(16),
+    sizeN: num(24),
+    lowBits,
+    mayWrap,
+  });
 }
 
 function unmapDma(iommu: VfioIommu, arg: bigint): number {
@@ -166,8 +197,8 @@ function unmapDma(iommu: VfioIommu, arg: bigint): number {
   const p = uarg(arg);
   const minsz = 24;
   if (copyFromUser(scratch, p, minsz) !== 0) return fail(EFAULT, 'UNMAP_DMA: cannot read the argument');
-  const argsz = sv.getUint32(0, true);
-  const flags = sv.getUint32(4, true);
+  const argsz = u32(0);
+  const flags = u32(4);
   const mask = prof.vaddrAndUnmapAll
     ? VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VFIO_DMA_UNMAP_FLAG_VADDR | VFIO_DMA_UNMAP_FLAG_ALL
     : 0;
@@ -182,8 +213,8 @@ function unmapDma(iommu: VfioIommu, arg: bigint): number {
     flags,
     iova: u64(8),
     size: u64(16),
-    iovaLo: sv.getUint32(8, true),
-    sizeLo: sv.getUint32(16, true),
+    iovaLo: u32(8),
+    sizeLo: u32(16),
     bitmapPgsize: 0n,
     bitmapData: 0n,
   };
@@ -206,7 +237,8 @@ function unmapDma(iommu: VfioIommu, arg: bigint): number {
   }
   const ret = vfioDmaDoUnmap(iommu, req);
   if (ret !== 0) return ret;
-  sv.setBigUint64(16, req.size, true);
+  if (LITTLE) s64[2] = req.size;
+  else sv.setBigUint64(16, req.size, true);
   return copyToUser(p, scratch, minsz) !== 0 ? -EFAULT : 0;
 }
 

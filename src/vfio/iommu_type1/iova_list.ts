@@ -1,5 +1,5 @@
 import type { ReservedRegion } from '../../iommu/index.ts';
-import type { VfioIommu, VfioIova } from './vfio_iommu.ts';
+import { type VfioIommu, VfioIova } from './vfio_iommu.ts';
 
 /*
  * The container's valid IOVA ranges (5.4+): the intersection of the
@@ -28,7 +28,7 @@ export function aperConflict(iommu: VfioIommu, start: bigint, end: bigint): bool
 /** vfio_iommu_aper_resize: clip the list to [start, end] (or start it) */
 export function aperResize(list: VfioIova[], start: bigint, end: bigint): void {
   if (list.length === 0) {
-    list.push({ start, end });
+    list.push(new VfioIova(start, end));
     return;
   }
   /* Adjust iova list start */
@@ -86,8 +86,8 @@ export function resvExclude(list: VfioIova[], regions: readonly ReservedRegion[]
         continue;
       }
       const repl: VfioIova[] = [];
-      if (start > n.start) repl.push({ start: n.start, end: start - 1n });
-      if (end < n.end) repl.push({ start: end + 1n, end: n.end });
+      if (start > n.start) repl.push(new VfioIova(n.start, start - 1n));
+      if (end < n.end) repl.push(new VfioIova(end + 1n, n.end));
       list.splice(i, 1, ...repl);
       i += repl.length;
     }
@@ -96,7 +96,7 @@ export function resvExclude(list: VfioIova[], regions: readonly ReservedRegion[]
 }
 
 export function iovaCopy(iommu: VfioIommu): VfioIova[] {
-  return iommu.iova_list.map((n) => ({ start: n.start, end: n.end }));
+  return iommu.iova_list.map((n) => new VfioIova(n.start, n.end));
 }
 
 /** vfio_iommu_aper_expand: after a domain left, the aperture is the remaining domains' intersection */

@@ -1,7 +1,7 @@
 import { IOMMU_WRITE } from '../../iommu/index.ts';
 import { capable, current, type MmStruct, pr_warn, VM_PFNMAP, VM_WRITE, WARN } from '../../kernel/index.ts';
 import { CAP_IPC_LOCK, EFAULT, ENODEV, ENOMEM, ESRCH, RLIMIT_MEMLOCK } from '../../uapi/index.ts';
-import { type Type1Params, type1Params } from './params.ts';
+import type { Type1Params } from './params.ts';
 import type { DmaOwner, VfioIommu } from './vfio_iommu.ts';
 
 /*
@@ -72,9 +72,9 @@ function memlockWarn(iommu: VfioIommu, limit: number): void {
   pr_warn(`${iommu.profile.pinFnName}: RLIMIT_MEMLOCK (${bytes}) exceeded`);
 }
 
-/** rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT for a task */
+/** rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT for a task (RLIM_INFINITY stays out of reach) */
 export function memlockPages(task: { rlimit(r: number): { cur: bigint } }): number {
-  return Number(task.rlimit(RLIMIT_MEMLOCK).cur >> BigInt(PAGE_SHIFT));
+  return Math.floor(Number(task.rlimit(RLIMIT_MEMLOCK).cur) / PAGE_SIZE);
 }
 
 /**
@@ -88,14 +88,16 @@ export function vfioPinPages(
   vaddr: number,
   npage: number,
   prot: number,
-  limit: number,
+  limitArg: number,
 ): number {
   const prof = iommu.profile;
   const task = current();
   const mm = task.mm;
   if (mm === null) return -ENODEV;
-  const params: Type1Params = type1Params(iommu.kernel);
+  const params: Type1Params = iommu.params;
   const lockCap = prof.lockCapAtMap ? owner.lockCap : capable(task, CAP_IPC_LOCK);
+  /* the limit only matters to a task without CAP_IPC_LOCK: read it then */
+  const limit = lockCap ? 0 : limitArg >= 0 ? limitArg : memlockPages(task);
   const write = (prot & IOMMU_WRITE) !== 0;
   const base = vaddrGetPfn(iommu, mm, vaddr, write);
   if (base < 0) return base;

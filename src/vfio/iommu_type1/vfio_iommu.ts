@@ -13,6 +13,7 @@ export function useDmaTree(kernel: Kernel, factory: (() => DmaTree) | undefined)
   if (factory === undefined) treeFactories.delete(kernel);
   else treeFactories.set(kernel, factory);
 }
+
 import { type Type1Params, type1Params } from './params.ts';
 import type { Type1Profile } from './profile.ts';
 
