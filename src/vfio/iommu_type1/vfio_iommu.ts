@@ -1,6 +1,20 @@
 import type { IommuGroup, X86Domain } from '../../iommu/index.ts';
 import { type Kernel, type MmStruct, Mutex, type Task } from '../../kernel/index.ts';
 import { createDmaTree, type DmaTree } from './dma_tree.ts';
+
+/*
+ * Which ordered structure holds a kernel's dma_list: the B+tree unless a
+ * benchmark or test asks for another (the naive sorted array, to compare).
+ */
+const treeFactories = new WeakMap<Kernel, () => DmaTree>();
+
+/** containers opened from now on in this kernel keep their mappings in factory() (undefined: the default) */
+export function useDmaTree(kernel: Kernel, factory: (() => DmaTree) | undefined): void {
+  if (factory === undefined) treeFactories.delete(kernel);
+  else treeFactories.set(kernel, factory);
+}
+
+import { type Type1Params, type1Params } from './params.ts';
 import type { Type1Profile } from './profile.ts';
 
 /*
@@ -38,17 +52,40 @@ export class VfioDomain {
   constructor(readonly domain: X86Domain) {}
 }
 
-/** struct vfio_iova: a valid IOVA range, end inclusive */
-export interface VfioIova {
-  start: bigint;
-  end: bigint;
+/** struct vfio_iova: a valid IOVA range, end inclusive (and as numbers, for the MAP_DMA check) */
+export class VfioIova {
+  private s: bigint;
+  private e: bigint;
+  /** start and end as numbers (inexact past 2^53, where the bigint check takes over) */
+  startN: number;
+  endN: number;
+  constructor(start: bigint, end: bigint) {
+    this.s = start;
+    this.e = end;
+    this.startN = Number(start);
+    this.endN = Number(end);
+  }
+  get start(): bigint {
+    return this.s;
+  }
+  set start(v: bigint) {
+    this.s = v;
+    this.startN = Number(v);
+  }
+  get end(): bigint {
+    return this.e;
+  }
+  set end(v: bigint) {
+    this.e = v;
+    this.endN = Number(v);
+  }
 }
 
 export class VfioIommu {
   /** list_first_entry is [0]: list_add puts new domains at the head */
   readonly domain_list: VfioDomain[] = [];
   readonly lock = new Mutex('iommu->lock');
-  readonly dma_list: DmaTree = createDmaTree();
+  readonly dma_list: DmaTree;
   v2 = false;
   nesting = false;
   dma_avail = 0;
@@ -62,6 +99,8 @@ export class VfioIommu {
   num_non_pinned_groups = 0;
   readonly owners: (DmaOwner | undefined)[] = [];
   private lastOwner: DmaOwner | undefined;
+  /** the module parameters (live: a change shows at once) */
+  readonly params: Type1Params;
   /* results of the last pin (vfio_pin_pages' *pfn_base and the reserved flag) */
   pinPhys = 0;
   pinRsvd = false;
@@ -69,7 +108,10 @@ export class VfioIommu {
   constructor(
     readonly kernel: Kernel,
     readonly profile: Type1Profile,
-  ) {}
+  ) {
+    this.dma_list = (treeFactories.get(kernel) ?? createDmaTree)();
+    this.params = type1Params(kernel);
+  }
 
   /** the owner record of (task, mm, lockCap), taking a reference */
   ownerGet(task: Task, mm: MmStruct, lockCap: boolean): DmaOwner {
