@@ -163,7 +163,7 @@ export function runDemoFlow(s: Session, section: (title: string) => void): DemoR
     if (d !== 0) res.leaked[k] = d;
   }
   res.baseline = exited && Object.keys(res.leaked).length === 0;
-  res.faults = s.host.dmesg().filter((l) => /DMAR|fault|iommu/i.test(l) && /addr|fault/i.test(l));
+  res.faults = s.host.dmesg().filter((l) => /fault (addr|at)/i.test(l));
   return res;
 
   function canonical(p: Proc): void {
@@ -294,7 +294,16 @@ export function runDemoFlow(s: Session, section: (title: string) => void): DemoR
       need(p.pread(dev, scratch, 4, off));
       return new DataView(p.mem.read(scratch, 4).buffer).getUint32(0, true);
     };
+    const REGS: Record<number, string> = {
+      [EDU_DMA_SRC]: 'DMA source address',
+      [EDU_DMA_DST]: 'DMA destination address',
+      [EDU_DMA_CNT]: 'DMA transfer count',
+      [EDU_DMA_CMD]: 'DMA command',
+      [EDU_STATUS_ACK]: 'interrupt acknowledge',
+    };
     const wr = (off: bigint, value: bigint, size: 2 | 4 | 8): void => {
+      const reg = off >= bar0 && off < bar0 + 0x100000n ? REGS[Number(off - bar0)] : undefined;
+      if (reg !== undefined) rec.explainNext((r) => (isErr(r) ? [] : [`edu ${reg} := ${hex(value)}`]));
       const b = new Uint8Array(size);
       const dv = new DataView(b.buffer);
       if (size === 2) dv.setUint16(0, Number(value), true);
@@ -337,11 +346,11 @@ export function runDemoFlow(s: Session, section: (title: string) => void): DemoR
       wr(bar0 + BigInt(EDU_DMA_SRC), src, 8);
       wr(bar0 + BigInt(EDU_DMA_DST), dst, 8);
       wr(bar0 + BigInt(EDU_DMA_CNT), BigInt(XFER), 8);
-      rec.explainNext([
-        `${what}: the engine starts 100 ms (virtual) later and raises interrupt 0x100 when done`,
-      ]);
+      rec.explainNext([what]);
       wr(bar0 + BigInt(EDU_DMA_CMD), BigInt(EDU_CMD_START | EDU_CMD_IRQ | (toRam ? EDU_CMD_TO_RAM : 0)), 8);
-      rec.explainNext(['the process sleeps; the virtual clock runs to the DMA and its MSI']);
+      rec.explainNext([
+        'the process sleeps; the virtual clock runs 100 ms to the transfer, then the device raises its MSI',
+      ]);
       need(p.poll([{ fd: efd, events: POLLIN }], 1000));
       rec.explainNext(() => {
         const n = new DataView(p.mem.read(scratch, 8).buffer).getBigUint64(0, true);
@@ -349,7 +358,6 @@ export function runDemoFlow(s: Session, section: (title: string) => void): DemoR
         return [`eventfd counter ${n}: one MSI`];
       });
       need(p.read(efd, scratch, 8));
-      rec.explainNext(['acknowledge interrupt 0x100 in the device']);
       wr(bar0 + BigInt(EDU_STATUS_ACK), 0x100n, 4);
     };
     dma(iova, EDU_BUFFER, false, `DMA ${XFER} bytes: IOVA ${hex(iova)} (our buffer) -> device buffer`);

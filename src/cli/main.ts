@@ -206,7 +206,7 @@ export function buildProgram(io: CliIo, setStatus: (n: number) => void): Command
     .option('--trace [patterns]', 'show the kernel functions each syscall ran')
     .option('--graph <file>', 'write the object graph (at ctx.checkpoint(), else at the end)')
     .option('--changes', 'show the object changes under each syscall')
-    .option('-q, --quiet', 'no step log (the program\'s own ctx.log lines still print)')
+    .option('-q, --quiet', "no step log (the program's own ctx.log lines still print)")
     .option('--json', 'print the steps and the exit status as JSON')
     .action(
       async (

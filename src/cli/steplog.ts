@@ -129,9 +129,11 @@ export class Recorder {
     this.onNote(text);
   }
 
-  /** explain the next step: lines, or a function of its result */
+  /** explain the next step: lines, or a function of its result (several calls add up) */
   explainNext(notes: readonly string[] | ((ret: number | bigint) => readonly string[])): void {
-    this.pending = typeof notes === 'function' ? notes : () => notes;
+    const next = typeof notes === 'function' ? notes : () => notes;
+    const before = this.pending;
+    this.pending = before === undefined ? next : (r) => [...before(r), ...next(r)];
   }
 
   /** forget the cached snapshot (something outside the log changed the machine) */

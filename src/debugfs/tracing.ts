@@ -117,7 +117,14 @@ export class KernelTrace {
 
 /** funcgraph-retval prints non-errors in hex; errors keep their name (-EINVAL) */
 function ftraceRet(ret: string): string {
-  return /^\d+$/.test(ret) ? `0x${Number(ret).toString(16)}` : ret;
+  if (/^\d+$/.test(ret)) return `0x${Number(ret).toString(16)}`;
+  /* a returned object is a pointer to a struct: name it as C would (VfioGroup -> &vfio_group) */
+  if (/^[A-Z][A-Za-z0-9]*$/.test(ret))
+    return `&${ret
+      .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+      .replace(/([A-Z])([A-Z][a-z])/g, '$1_$2')
+      .toLowerCase()}`;
+  return ret;
 }
 
 /* ---- selection (set_graph_function / set_graph_notrace) ---- */

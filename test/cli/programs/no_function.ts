@@ -1,0 +1,2 @@
+/* exports no program function */
+export const value = 1;
