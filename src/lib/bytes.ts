@@ -44,35 +44,47 @@ export function s32Array(values: readonly number[]): Uint8Array {
   return b;
 }
 
+/* 1-, 2- and 4-byte values stay numbers: register access is a hot path, bigint is not */
+const le = (b: Uint8Array, n: number): number => {
+  let v = 0;
+  for (let i = n - 1; i >= 0; i--) v = v * 256 + (b[i] ?? 0);
+  return v;
+};
+const bytesOf = (v: number, n: number): Uint8Array => {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (v >>> (8 * i)) & 0xff;
+  return b;
+};
+
 /**
  * Typed scalar access at byte offsets, given raw read/write of bytes:
  * what a config space, a BAR through pread/pwrite, an mmapped BAR and a
- * DMA buffer all offer.
+ * DMA buffer all offer. Each access is one read or write of its width.
  */
 export abstract class ScalarAccess {
   protected abstract readBytes(offset: number | bigint, len: number): Uint8Array;
   protected abstract writeBytes(offset: number | bigint, bytes: Uint8Array): void;
 
   read8(offset: number | bigint): number {
-    return Number(getLe(this.readBytes(offset, 1), 1));
+    return le(this.readBytes(offset, 1), 1);
   }
   read16(offset: number | bigint): number {
-    return Number(getLe(this.readBytes(offset, 2), 2));
+    return le(this.readBytes(offset, 2), 2);
   }
   read32(offset: number | bigint): number {
-    return Number(getLe(this.readBytes(offset, 4), 4));
+    return le(this.readBytes(offset, 4), 4);
   }
   read64(offset: number | bigint): bigint {
     return getLe(this.readBytes(offset, 8), 8);
   }
   write8(offset: number | bigint, value: number): void {
-    this.writeBytes(offset, putLe(1, value));
+    this.writeBytes(offset, bytesOf(value, 1));
   }
   write16(offset: number | bigint, value: number): void {
-    this.writeBytes(offset, putLe(2, value));
+    this.writeBytes(offset, bytesOf(value, 2));
   }
   write32(offset: number | bigint, value: number): void {
-    this.writeBytes(offset, putLe(4, value));
+    this.writeBytes(offset, bytesOf(value, 4));
   }
   write64(offset: number | bigint, value: bigint): void {
     this.writeBytes(offset, putLe(8, value));

@@ -133,6 +133,7 @@ export class VfioRegion extends ScalarAccess {
  */
 export class MappedRegion extends ScalarAccess implements Disposable {
   private unmapped = false;
+  private readonly sizeNum: number;
 
   constructor(
     private readonly sys: Syscalls,
@@ -145,15 +146,16 @@ export class MappedRegion extends ScalarAccess implements Disposable {
     private readonly onUnmap: () => void,
   ) {
     super();
+    this.sizeNum = Number(size);
   }
 
   private span(offset: number | bigint, len: number): bigint {
     if (this.unmapped)
       throw new Error(`region ${this.regionIndex} mapping at ${hex(this.addr)} was unmapped`);
-    const off = BigInt(offset);
-    if (off < 0n || off + BigInt(len) > this.size)
-      throw new RangeError(`offset ${hex(off)}+${len} is outside the ${hex(this.size)}-byte mapping`);
-    return this.addr + off;
+    const off = typeof offset === 'number' ? offset : Number(offset);
+    if (!(off >= 0 && off + len <= this.sizeNum))
+      throw new RangeError(`offset ${hex(offset)}+${len} is outside the ${hex(this.size)}-byte mapping`);
+    return this.addr + BigInt(off);
   }
 
   /** len bytes at offset, as one access of that width when len is 1, 2, 4 or 8. */
