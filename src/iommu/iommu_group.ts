@@ -4,6 +4,7 @@ import {
   type IommuGroupHandle,
   Kref,
   type NotifierBlock,
+  traced,
 } from '../kernel/index.ts';
 import { EBUSY, EINVAL, EPERM } from '../uapi/index.ts';
 import type { IommuDomain } from './domain.ts';
@@ -51,28 +52,31 @@ export function iommuGroupId(group: IommuGroup): number {
 }
 
 /** iommu_group_get: a counted reference to dev's group, or undefined */
-export function iommuGroupGet(dev: Device): IommuGroup | undefined {
+export const iommuGroupGet = traced('iommu_group_get', (dev: Device): IommuGroup | undefined => {
   const g = dev.iommu_group;
   if (!(g instanceof IommuGroup)) return undefined;
   g.kref.get();
   return g;
-}
+});
 
-export function iommuGroupPut(group: IommuGroup): void {
+export const iommuGroupPut = traced('iommu_group_put', (group: IommuGroup): void => {
   group.kref.put(() => {});
-}
+});
 
-export function iommuGroupRegisterNotifier(group: IommuGroup, nb: NotifierBlock<Device>): number {
-  return group.notifier.register(nb);
-}
+export const iommuGroupRegisterNotifier = traced(
+  'iommu_group_register_notifier',
+  (group: IommuGroup, nb: NotifierBlock<Device>): number => {
+    return group.notifier.register(nb);
+  },
+);
 
 export function iommuGroupUnregisterNotifier(group: IommuGroup, nb: NotifierBlock<Device>): number {
   return group.notifier.unregister(nb);
 }
 
-export function iommuGroupGetIommudata(group: IommuGroup): unknown {
+export const iommuGroupGetIommudata = traced('iommu_group_get_iommudata', (group: IommuGroup): unknown => {
   return group.iommu_data;
-}
+});
 
 export function iommuGroupSetIommudata(group: IommuGroup, data: unknown): void {
   group.iommu_data = data;

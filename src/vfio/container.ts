@@ -65,13 +65,13 @@ export function vfioUnregisterIommuDriver(ops: VfioIommuDriverOps): void {
 
 /* ---- container lifetime ---- */
 
-export function vfioContainerGet(container: VfioContainer): void {
+export const vfioContainerGet = traced('vfio_container_get', (container: VfioContainer): void => {
   container.kref.get();
-}
+});
 
-export function vfioContainerPut(container: VfioContainer): void {
+export const vfioContainerPut = traced('vfio_container_put', (container: VfioContainer): void => {
   container.kref.put(() => vfioContainerRelease(container));
-}
+});
 
 const vfioContainerRelease = traced('vfio_container_release', (_container: VfioContainer): void => {
   currentKernel().objects.free('vfio_container');

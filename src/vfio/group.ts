@@ -75,13 +75,13 @@ import { type VfioContainer, VfioDevice, type VfioDeviceOps, VfioGroup } from '.
 
 /* ---- group lifetime ---- */
 
-export function vfioGroupGet(group: VfioGroup): void {
+export const vfioGroupGet = traced('vfio_group_get', (group: VfioGroup): void => {
   group.kref.get();
-}
+});
 
-export function vfioGroupPut(group: VfioGroup): void {
+export const vfioGroupPut = traced('vfio_group_put', (group: VfioGroup): void => {
   group.kref.put(() => vfioGroupRelease(group));
-}
+});
 
 /** remove /dev/vfio/$GROUP and give back the minor (6.12 does it when the last device goes) */
 export function vfioGroupRemoveNode(group: VfioGroup): void {
@@ -104,36 +104,42 @@ const vfioGroupRelease = traced('vfio_group_release', (group: VfioGroup): void =
   if (iommuGroup !== undefined) iommuGroupPut(iommuGroup);
 });
 
-export function vfioGroupGetFromMinor(minor: number): VfioGroup | undefined {
-  const v = vfio();
-  v.group_lock.lock();
-  const group = v.group_idr.find(minor);
-  if (group !== undefined) vfioGroupGet(group);
-  v.group_lock.unlock();
-  return group;
-}
+export const vfioGroupGetFromMinor = traced(
+  'vfio_group_get_from_minor',
+  (minor: number): VfioGroup | undefined => {
+    const v = vfio();
+    v.group_lock.lock();
+    const group = v.group_idr.find(minor);
+    if (group !== undefined) vfioGroupGet(group);
+    v.group_lock.unlock();
+    return group;
+  },
+);
 
-export function vfioGroupGetFromIommu(iommuGroup: IommuGroup): VfioGroup | undefined {
-  const v = vfio();
-  v.group_lock.lock();
-  const group = v.group_list.find((g) => g.iommu_group === iommuGroup);
-  if (group !== undefined) vfioGroupGet(group);
-  v.group_lock.unlock();
-  return group;
-}
+export const vfioGroupGetFromIommu = traced(
+  'vfio_group_get_from_iommu',
+  (iommuGroup: IommuGroup): VfioGroup | undefined => {
+    const v = vfio();
+    v.group_lock.lock();
+    const group = v.group_list.find((g) => g.iommu_group === iommuGroup);
+    if (group !== undefined) vfioGroupGet(group);
+    v.group_lock.unlock();
+    return group;
+  },
+);
 
 /* ---- device lifetime: every device reference implies a group reference ---- */
 
-export function vfioDeviceGet(device: VfioDevice): void {
+export const vfioDeviceGet = traced('vfio_device_get', (device: VfioDevice): void => {
   device.kref.get();
   vfioGroupGet(device.group);
-}
+});
 
-export function vfioDevicePut(device: VfioDevice): void {
+export const vfioDevicePut = traced('vfio_device_put', (device: VfioDevice): void => {
   const group = device.group;
   device.kref.put(() => vfioDeviceRelease(device));
   vfioGroupPut(group);
-}
+});
 
 const vfioDeviceRelease = traced('vfio_device_release', (device: VfioDevice): void => {
   const group = device.group;
@@ -160,13 +166,16 @@ export const vfioGroupCreateDevice = traced(
   },
 );
 
-export function vfioGroupGetDevice(group: VfioGroup, dev: Device): VfioDevice | undefined {
-  group.device_lock.lock();
-  const device = group.device_list.find((d) => d.dev === dev);
-  if (device !== undefined) vfioDeviceGet(device);
-  group.device_lock.unlock();
-  return device;
-}
+export const vfioGroupGetDevice = traced(
+  'vfio_group_get_device',
+  (group: VfioGroup, dev: Device): VfioDevice | undefined => {
+    group.device_lock.lock();
+    const device = group.device_list.find((d) => d.dev === dev);
+    if (device !== undefined) vfioDeviceGet(device);
+    group.device_lock.unlock();
+    return device;
+  },
+);
 
 /* ---- viability ---- */
 
@@ -188,12 +197,12 @@ export function vfioDevViable(dev: Device, group: VfioGroup): number {
   return -EINVAL;
 }
 
-export function vfioGroupViable(group: VfioGroup): boolean {
+export const vfioGroupViable = traced('vfio_group_viable', (group: VfioGroup): boolean => {
   if (group.iommu_group === undefined) return false;
   if (vfio().profile.dmaOwnership)
     return group.container !== undefined || !iommuGroupDmaOwnerClaimed(group.iommu_group);
   return iommuGroupForEachDev(group.iommu_group, (dev) => vfioDevViable(dev, group)) === 0;
-}
+});
 
 /** which device makes the group non-viable, for error messages */
 function nonViableCulprit(group: VfioGroup): string {

@@ -196,7 +196,10 @@ test('trace: the ftrace header, filters, JSON', async () => {
   const recs = JSON.parse(json.out) as { fn: string; depth: number; marker: boolean; ret: string }[];
   assert.deepEqual(
     recs.filter((x) => !x.marker).map((x) => [x.depth, x.fn, x.ret]),
-    [[0, 'vfio_group_set_container', '0x0']],
+    [
+      [0, 'vfio_group_set_container', '0x0'],
+      [1, 'vfio_container_get', ''],
+    ],
   );
 });
 

@@ -125,7 +125,10 @@ test('a real run: the seed functions, named ioctls, the task column', () => {
   const fns = lines.map((l) => l.slice(38));
   assert.ok(fns.includes('vfio_fops_open(); /* = 0x0 */'), fns.join('\n'));
   assert.ok(fns.includes('vfio_group_fops_unl_ioctl(cmd=VFIO_GROUP_SET_CONTAINER) {'));
-  assert.ok(fns.includes('  vfio_group_set_container(container_fd=0); /* = 0x0 */'));
+  assert.ok(fns.includes('  vfio_group_set_container(container_fd=0) {'));
+  assert.ok(fns.includes('    vfio_container_get();'));
+  assert.ok(fns.includes('  vfio_group_get_from_minor() {'));
+  assert.ok(fns.includes('  } /* vfio_group_get_from_minor = &vfio_group */'));
   assert.ok(fns.includes('vfio_fops_unl_ioctl(cmd=VFIO_SET_IOMMU) {'));
   assert.ok(fns.includes('  vfio_ioctl_set_iommu(arg=999); /* = -ENODEV */'));
   assert.ok(fns.includes('/* SET_CONTAINER */'));
@@ -136,7 +139,12 @@ test('a real run: the seed functions, named ioctls, the task column', () => {
 test('set_graph_function and set_graph_notrace', () => {
   const { t } = traced();
   const only = t.lines({ header: false, filter: ['vfio_group_set_container'] }).map((l) => l.slice(38));
-  assert.deepEqual(only, ['/* SET_CONTAINER */', 'vfio_group_set_container(container_fd=0); /* = 0x0 */']);
+  assert.deepEqual(only, [
+    '/* SET_CONTAINER */',
+    'vfio_group_set_container(container_fd=0) {',
+    '  vfio_container_get();',
+    '} /* vfio_group_set_container = 0x0 */',
+  ]);
   const hidden = t
     .lines({ header: false, filter: ['!vfio_group_set_container', '!vfio_fops_*'] })
     .map((l) => l.slice(38));

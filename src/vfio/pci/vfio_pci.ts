@@ -110,7 +110,7 @@ function vfioPciProbeMmaps(vdev: VfioPciDevice): void {
   }
 }
 
-function vfioPciEnable(vdev: VfioPciDevice): number {
+const vfioPciEnable = traced('vfio_pci_enable', (vdev: VfioPciDevice): number => {
   const pdev = vdev.pdev;
   const prof = vdev.profile;
   pciSetPowerState(pdev, PCI_D0);
@@ -167,7 +167,7 @@ function vfioPciEnable(vdev: VfioPciDevice): number {
   vdev.has_vga = false;
   if (prof.subPageBarMmap) vfioPciProbeMmaps(vdev);
   return 0;
-}
+});
 
 /*
  * Attempt a bus reset if there are devices affected by it that need one

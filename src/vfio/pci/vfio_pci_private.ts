@@ -94,6 +94,12 @@ export class VfioPciDevice {
     readonly pdev: PciDev,
     readonly profile: VfioPciProfile,
   ) {}
+
+  /** debugfs hook (src/debugfs/json.ts): the device's state for snapshots and `vfio-ts graph` */
+  debugSnapshot(): object {
+    const irq = ['INTx', 'MSI', 'MSI-X', 'ERR', 'REQ'][this.irq_type] ?? 'none';
+    return { type: 'vfio_pci_device', refcnt: this.refcnt, irq_type: irq, num_ctx: this.num_ctx };
+  }
 }
 
 /* the module's statics (THIS_MODULE, driver_lock, the device list), one set per kernel */
