@@ -7,140 +7,131 @@
 //     vfio_fops_unl_ioctl / vfio_group_fops_unl_ioctl, copy_{from,to}_user);
 //   - a real ioctl(FIONREAD) on a pipe, measured by bench/fionread.c,
 //     compiled with cc into a temporary directory when a C compiler exists;
-//   - the same simulated path with tracing compiled out (VFIO_TS_NO_TRACE=1,
-//     in a child process, since traced() decides when a module loads)
-//     against compiled in but off: what the traced() wrapper costs.
+//   - the same simulated path in a second copy of src/ whose traced() returns
+//     the bare function (bench/notrace_hooks.mjs): tracing compiled out,
+//     against compiled in but off, i.e. what the traced() wrapper costs.
 //
-// Every figure is the best of several rounds; ratios, never absolute targets.
+// Rounds of all of them are interleaved, so a busy machine slows them alike;
+// every figure is the fastest round. Ratios, never absolute targets.
 //
 //   node --import tsx bench/core.bench.ts
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { register } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import {
-  Host,
-  MAP_ANONYMOUS,
-  MAP_PRIVATE,
-  O_RDWR,
-  PROT_READ,
-  PROT_WRITE,
-  VFIO_GET_API_VERSION,
-  VFIO_GROUP_GET_STATUS,
-  vfio_group_status,
-} from '../src/index.ts';
+import * as normal from '../src/index.ts';
 
-const ROUNDS = 5;
-const API_CALLS = 2_000_000;
-const STATUS_CALLS = 300_000;
+type Api = typeof normal;
+
+const ROUNDS = 9;
+const API_CALLS = 1_000_000;
+const STATUS_CALLS = 200_000;
 const C_CALLS = 1_000_000;
 
-interface Rates {
-  /** calls per second */
-  readonly api: number;
-  readonly status: number;
-  /** GET_API_VERSION with the function_graph tracer recording (compiled-in run only) */
-  readonly apiTraced?: number;
-}
-
-/** best-of-rounds rate of fn, in calls per second */
-function rate(fn: () => number, calls: number, expect: number): number {
-  let best = Number.POSITIVE_INFINITY;
-  for (let r = 0; r < ROUNDS; r++) {
-    const t0 = process.hrtime.bigint();
-    let bad = 0;
-    for (let i = 0; i < calls; i++) if (fn() !== expect) bad++;
-    const dt = Number(process.hrtime.bigint() - t0);
-    if (bad !== 0) throw new Error(`${bad} calls did not return ${expect}`);
-    best = Math.min(best, dt);
-  }
-  return (calls / best) * 1e9;
-}
-
-function measure(withTracer: boolean): Rates {
-  const host = new Host({ arch: 'x86_64', kernel: '4.1' });
+/** one machine with a container and a group open, and the two calls measured */
+function machine(m: Api): {
+  api: () => number;
+  status: () => number;
+  tracer: Api['Host']['prototype']['kernel']['tracer'];
+} {
+  const host = new m.Host({ arch: 'x86_64', kernel: '4.1' });
   host.addPciDevice({ bdf: '0000:00:03.0', model: 'generic', iommuGroup: 3 });
   if (host.bind('0000:00:03.0', 'vfio-pci') !== 0) throw new Error('bind failed');
   const p = host.spawn();
-  const container = p.open('/dev/vfio/vfio', O_RDWR);
-  const group = p.open('/dev/vfio/3', O_RDWR);
-  const buf = p.mmap(0n, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
-  p.mem.write(buf, vfio_group_status.encode({ argsz: vfio_group_status.size, flags: 0 }));
-  const api = rate(() => p.ioctl(container, VFIO_GET_API_VERSION), API_CALLS, 0);
-  const status = rate(() => p.ioctl(group, VFIO_GROUP_GET_STATUS, buf), STATUS_CALLS, 0);
-  if (!withTracer) return { api, status };
-  host.kernel.tracer.start();
-  const apiTraced = rate(
-    () => {
-      host.kernel.tracer.clear();
-      return p.ioctl(container, VFIO_GET_API_VERSION);
-    },
-    API_CALLS / 10,
-    0,
-  );
-  host.kernel.tracer.stop();
-  return { api, status, apiTraced };
+  const container = p.open('/dev/vfio/vfio', m.O_RDWR);
+  const group = p.open('/dev/vfio/3', m.O_RDWR);
+  const buf = p.mmap(0n, 4096, m.PROT_READ | m.PROT_WRITE, m.MAP_PRIVATE | m.MAP_ANONYMOUS, -1, 0n);
+  p.mem.write(buf, m.vfio_group_status.encode({ argsz: m.vfio_group_status.size, flags: 0 }));
+  if (p.ioctl(group, m.VFIO_GROUP_GET_STATUS, buf) !== 0) throw new Error('GET_STATUS failed');
+  return {
+    api: () => p.ioctl(container, m.VFIO_GET_API_VERSION),
+    status: () => p.ioctl(group, m.VFIO_GROUP_GET_STATUS, buf),
+    tracer: host.kernel.tracer,
+  };
 }
 
-/** the compiled-out figures, from a child process started with VFIO_TS_NO_TRACE=1 */
-function measureCompiledOut(): Rates | string {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child'], {
-    env: { ...process.env, VFIO_TS_NO_TRACE: '1' },
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) return `child failed: ${r.stderr.trim().split('\n').pop() ?? r.status}`;
-  return JSON.parse(r.stdout) as Rates;
+/** calls per second of one timed round */
+function round(fn: () => number, calls: number): number {
+  let bad = 0;
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < calls; i++) if (fn() !== 0) bad++;
+  const dt = Number(process.hrtime.bigint() - t0);
+  if (bad !== 0) throw new Error(`${bad} calls failed`);
+  return (calls / dt) * 1e9;
 }
 
-/** calls per second of a real ioctl(FIONREAD) on a pipe, or why it was not measured */
-function measureRealIoctl(): number | string {
+/** a compiled bench/fionread.c, or why there is none; the caller removes dir */
+function compileBaseline(dir: string): string | { error: string } {
   const src = fileURLToPath(new URL('./fionread.c', import.meta.url));
-  const dir = mkdtempSync(join(tmpdir(), 'vfio-ts-bench-'));
-  try {
-    const exe = join(dir, 'fionread');
-    const cc = spawnSync(process.env.CC ?? 'cc', ['-O2', '-o', exe, src], { encoding: 'utf8' });
-    if (cc.error !== undefined) return `no C compiler (${cc.error.message})`;
-    if (cc.status !== 0) return `cc failed: ${cc.stderr.trim()}`;
-    const run = spawnSync(exe, [String(C_CALLS), String(ROUNDS)], { encoding: 'utf8' });
-    if (run.status !== 0) return `fionread failed: ${run.stderr.trim()}`;
-    const [calls, ns] = run.stdout.trim().split(/\s+/).map(Number);
-    if (calls === undefined || ns === undefined || !(ns > 0))
-      return `unexpected output "${run.stdout.trim()}"`;
-    return (calls / ns) * 1e9;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const exe = join(dir, 'fionread');
+  const cc = spawnSync(process.env.CC ?? 'cc', ['-O2', '-o', exe, src], { encoding: 'utf8' });
+  if (cc.error !== undefined) return { error: `no C compiler (${cc.error.message})` };
+  if (cc.status !== 0) return { error: `cc failed: ${cc.stderr.trim()}` };
+  return exe;
+}
+
+/** one round of real ioctl(FIONREAD) calls, in calls per second */
+function realRound(exe: string): number {
+  const run = spawnSync(exe, [String(C_CALLS), '1'], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`fionread failed: ${run.stderr.trim()}`);
+  const [calls, ns] = run.stdout.trim().split(/\s+/).map(Number);
+  if (calls === undefined || ns === undefined || !(ns > 0))
+    throw new Error(`fionread said "${run.stdout.trim()}"`);
+  return (calls / ns) * 1e9;
 }
 
 const fmt = (perSec: number): string =>
   `${(perSec / 1e6).toFixed(2)} M calls/s (${(1e9 / perSec).toFixed(0)} ns/call)`;
 
 export async function benchCore(report: (line: string) => void): Promise<void> {
-  const real = measureRealIoctl();
-  const on = measure(true);
-  const out = measureCompiledOut();
-  report(`simulated ioctl(VFIO_GET_API_VERSION)       ${fmt(on.api)}`);
-  report(`simulated ioctl(VFIO_GROUP_GET_STATUS)      ${fmt(on.status)}`);
-  if (typeof real === 'number') {
-    report(`real Linux ioctl(FIONREAD) on a pipe        ${fmt(real)}`);
+  register(new URL('./notrace_hooks.mjs', import.meta.url).href);
+  const bare = (await import(`${new URL('../src/index.ts', import.meta.url).href}?notrace`)) as Api;
+  if (bare.Host === normal.Host) throw new Error('the notrace build is the same module');
+  const on = machine(normal);
+  const out = machine(bare);
+  const dir = mkdtempSync(join(tmpdir(), 'vfio-ts-bench-'));
+  try {
+    const exe = compileBaseline(dir);
+    const best = { api: 0, status: 0, apiOut: 0, statusOut: 0, real: 0 };
+    for (const m of [on, out]) {
+      round(m.api, API_CALLS / 10); /* warm up */
+      round(m.status, STATUS_CALLS / 10);
+    }
+    for (let r = 0; r < ROUNDS; r++) {
+      if (typeof exe === 'string') best.real = Math.max(best.real, realRound(exe));
+      best.api = Math.max(best.api, round(on.api, API_CALLS));
+      best.apiOut = Math.max(best.apiOut, round(out.api, API_CALLS));
+      best.status = Math.max(best.status, round(on.status, STATUS_CALLS));
+      best.statusOut = Math.max(best.statusOut, round(out.status, STATUS_CALLS));
+    }
+    on.tracer.start();
+    const traced = round(() => {
+      on.tracer.clear();
+      return on.api();
+    }, API_CALLS / 10);
+    on.tracer.stop();
+    report(`fastest of ${ROUNDS} interleaved rounds, this machine, this run:`);
+    report(`simulated ioctl(VFIO_GET_API_VERSION)       ${fmt(best.api)}`);
+    report(`simulated ioctl(VFIO_GROUP_GET_STATUS)      ${fmt(best.status)}`);
+    if (typeof exe === 'string') {
+      report(`real Linux ioctl(FIONREAD) on a pipe        ${fmt(best.real)}`);
+      report(
+        `ratio GET_API_VERSION / FIONREAD            ${(best.api / best.real).toFixed(2)}x  (target >= 2x: ${best.api / best.real >= 2 ? 'met' : 'NOT met'})`,
+      );
+      report(`ratio GET_STATUS / FIONREAD                 ${(best.status / best.real).toFixed(2)}x`);
+    } else report(`real Linux ioctl(FIONREAD): not measured, ${exe.error}`);
+    report(`GET_API_VERSION, tracing compiled out       ${fmt(best.apiOut)}`);
+    report(`GET_STATUS, tracing compiled out            ${fmt(best.statusOut)}`);
     report(
-      `ratio GET_API_VERSION / FIONREAD            ${(on.api / real).toFixed(2)}x  (target >= 2x: ${on.api / real >= 2 ? 'met' : 'NOT met'})`,
+      `traced() wrapper cost (compiled out / compiled in but off): GET_API_VERSION ${(best.apiOut / best.api).toFixed(2)}x, GET_STATUS ${(best.statusOut / best.status).toFixed(2)}x`,
     );
-    report(`ratio GET_STATUS / FIONREAD                 ${(on.status / real).toFixed(2)}x`);
-  } else report(`real Linux ioctl(FIONREAD): not measured, ${real}`);
-  if (typeof out === 'string') report(`tracing compiled out: not measured, ${out}`);
-  else {
-    report(`GET_API_VERSION, tracing compiled out       ${fmt(out.api)}`);
-    report(`GET_STATUS, tracing compiled out            ${fmt(out.status)}`);
-    report(
-      `traced() wrapper (compiled out / in but off) GET_API_VERSION ${(out.api / on.api).toFixed(2)}x, GET_STATUS ${(out.status / on.status).toFixed(2)}x`,
-    );
+    report(`GET_API_VERSION with the tracer recording   ${fmt(traced)}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  if (on.apiTraced !== undefined) report(`GET_API_VERSION with the tracer recording   ${fmt(on.apiTraced)}`);
 }
 
-if (process.argv.includes('--child')) process.stdout.write(JSON.stringify(measure(false)));
-else if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href)
-  await benchCore((l) => console.log(l));
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await benchCore((l) => console.log(l));

@@ -23,13 +23,6 @@ export interface TraceEvent {
 
 let activeTracers = 0;
 
-/*
- * VFIO_TS_NO_TRACE=1 in the environment builds every traced() function as
- * the bare function, as a kernel built without CONFIG_FUNCTION_GRAPH_TRACER:
- * bench/ compares that with tracing compiled in but off.
- */
-const TRACE_COMPILED_OUT = globalThis.process?.env?.VFIO_TS_NO_TRACE === '1';
-
 export class Tracer {
   private on = false;
   private depth = 0;
@@ -155,7 +148,6 @@ export function traced<A extends unknown[], R>(
   fn: (...args: A) => R,
   fmt?: (...args: A) => string,
 ): (...args: A) => R {
-  if (TRACE_COMPILED_OUT) return fn;
   const slow = (args: A): R => {
     const t = maybeCurrentKernel()?.tracer;
     if (t === undefined || !t.enabled) return fn(...args);
