@@ -57,6 +57,7 @@ import {
 } from '../../uapi/index.ts';
 import type { VfioIommuDriverOps } from '../index.ts';
 import { vfioSpaprIommuEehIoctl } from './eeh.ts';
+import { spaprTceProfile } from './profile.ts';
 import { copyStructFromUser, copyStructToUser } from './uaccess.ts';
 
 /*
@@ -80,6 +81,10 @@ export class TceContainerV41 {
   }
 }
 
+function prof(): ReturnType<typeof spaprTceProfile> {
+  return spaprTceProfile(currentKernel().version);
+}
+
 /** tce_page_is_contained: the TCE page must not be bigger than the page it points into (no huge pages here) */
 function tcePageIsContained(pageShift: number): boolean {
   return currentKernel().pageShift >= pageShift;
@@ -92,7 +97,8 @@ export function tceWindowPages(tbl: IommuTable): number {
 
 export const tceIommuEnable = traced('tce_iommu_enable', (container: TceContainerV41): number => {
   const tbl = container.tbl;
-  if (tbl === undefined) return fail(ENXIO, 'VFIO_IOMMU_ENABLE: no group is attached to the container');
+  if (tbl === undefined)
+    return fail(prof().enableNoGroupErrno, 'VFIO_IOMMU_ENABLE: no group is attached to the container');
   const task = current();
   const mm = task.mm;
   if (mm === null)
@@ -300,7 +306,9 @@ export const tceIommuIoctl = traced(
     switch (cmd) {
       case VFIO_CHECK_EXTENSION: {
         const ret =
-          arg === BigInt(VFIO_SPAPR_TCE_IOMMU) ? 1 : vfioSpaprIommuEehIoctl(undefined, cmd, arg, false);
+          arg === BigInt(VFIO_SPAPR_TCE_IOMMU)
+            ? 1
+            : vfioSpaprIommuEehIoctl(undefined, cmd, arg, prof().eehInjectErr);
         return ret < 0 ? 0 : ret;
       }
     }
@@ -326,7 +334,7 @@ export const tceIommuIoctl = traced(
       case VFIO_EEH_PE_OP: {
         const g = container.tbl?.it_group;
         if (g === undefined) return fail(ENODEV, 'VFIO_EEH_PE_OP: no group is attached');
-        return vfioSpaprIommuEehIoctl(g, cmd, arg, false);
+        return vfioSpaprIommuEehIoctl(g, cmd, arg, prof().eehInjectErr);
       }
     }
     return fail(ENOTTY, `tce_iommu_ioctl: unknown ioctl 0x${cmd.toString(16)}`);

@@ -113,6 +113,10 @@ export class TceContainerV612 {
   }
 }
 
+function prof(): ReturnType<typeof spaprTceProfile> {
+  return spaprTceProfile(currentKernel().version);
+}
+
 function tableGroupOf(grp: IommuGroup): IommuTableGroup | undefined {
   const tg = iommuGroupGetIommudata(grp);
   return tg instanceof IommuTableGroup ? tg : undefined;
@@ -398,7 +402,7 @@ function tceIommuCreateTable(
       EINVAL,
       `TCE table: no ${levels}-level table of 2^${pageShift} pages spans 0x${windowSize.toString(16)} bytes`,
     );
-  if (spaprTceProfile(k.version).chargeTableMemory) {
+  if (prof().chargeTableMemory) {
     const ret = accountLockedVm(c.mm, Math.floor(tableSize / k.pageSize), true);
     if (ret !== 0) return fail(-ret, `TCE table: ${tableSize} bytes of table would exceed RLIMIT_MEMLOCK`);
   }
@@ -501,7 +505,7 @@ const tceIommuEnable = traced('tce_iommu_enable', (c: TceContainerV612): number 
    * group cannot tell how much that is.
    */
   const first = c.group_list[0];
-  if (first === undefined) return fail(ENODEV, 'VFIO_IOMMU_ENABLE: no group is attached');
+  if (first === undefined) return fail(prof().enableNoGroupErrno, 'VFIO_IOMMU_ENABLE: no group is attached');
   const tg = tableGroupOf(first);
   if (tg === undefined) return fail(ENODEV, 'VFIO_IOMMU_ENABLE: the group has no table group');
   if (tg.tce32_size === 0) return fail(EPERM, 'VFIO_IOMMU_ENABLE: the PE has no 32-bit DMA window');
@@ -526,7 +530,7 @@ const tceIommuDisable = traced('tce_iommu_disable', (c: TceContainerV612): void 
 const tceIommuOpen = traced(
   'tce_iommu_open',
   (arg: bigint): object | number => {
-    if (arg !== BigInt(VFIO_SPAPR_TCE_IOMMU) && arg !== BigInt(VFIO_SPAPR_TCE_v2_IOMMU)) {
+    if (arg !== BigInt(VFIO_SPAPR_TCE_IOMMU) && !(prof().v2 && arg === BigInt(VFIO_SPAPR_TCE_v2_IOMMU))) {
       pr_err('tce_vfio: Wrong IOMMU type');
       return -EINVAL;
     }
@@ -571,7 +575,7 @@ function getInfo(c: TceContainerV612, arg: bigint): number {
     ddw_max_dynamic_windows_supported: 0,
     ddw_levels: 0,
   };
-  if (tg.max_dynamic_windows_supported !== 0 && c.v2) {
+  if (prof().getInfoDdw && tg.max_dynamic_windows_supported !== 0 && c.v2) {
     out.flags |= VFIO_IOMMU_SPAPR_INFO_DDW;
     out.ddw_pgsizes = BigInt(tg.pgsizes);
     out.ddw_max_dynamic_windows_supported = tg.max_dynamic_windows_supported;
@@ -584,8 +588,7 @@ function getInfo(c: TceContainerV612, arg: bigint): number {
 }
 
 function mapDma(c: TceContainerV612, arg: bigint): number {
-  const prof = spaprTceProfile(currentKernel().version);
-  if (prof.mapRequiresEnable && !c.enabled)
+  if (prof().mapRequiresEnable && !c.enabled)
     return fail(
       EPERM,
       `VFIO_IOMMU_MAP_DMA: the container is not enabled (${c.v2 ? 'REGISTER_MEMORY' : 'VFIO_IOMMU_ENABLE'} first)`,
@@ -620,7 +623,7 @@ function mapDma(c: TceContainerV612, arg: bigint): number {
       EINVAL,
       `VFIO_IOMMU_MAP_DMA: iova 0x${param.iova.toString(16)} is not IOMMU-page aligned (the check macro evaluates to 1)`,
     );
-    return ret;
+    return prof().paramCheckFailure === 'one' ? ret : -EINVAL;
   }
   const entry = Number(param.iova >> BigInt(tbl.it_page_shift));
   const pages = Number(param.size >> BigInt(tbl.it_page_shift));
@@ -633,7 +636,7 @@ function mapDma(c: TceContainerV612, arg: bigint): number {
 }
 
 function unmapDma(c: TceContainerV612, arg: bigint): number {
-  if (spaprTceProfile(currentKernel().version).mapRequiresEnable && !c.enabled)
+  if (prof().mapRequiresEnable && !c.enabled)
     return fail(EPERM, 'VFIO_IOMMU_UNMAP_DMA: the container is not enabled');
   const minsz = vfio_iommu_type1_dma_unmap.offsetofend('size');
   const param = copyStructFromUser(vfio_iommu_type1_dma_unmap, arg, minsz);
@@ -657,7 +660,7 @@ function unmapDma(c: TceContainerV612, arg: bigint): number {
       EINVAL,
       `VFIO_IOMMU_UNMAP_DMA: iova 0x${param.iova.toString(16)} is not IOMMU-page aligned (the check macro evaluates to 1)`,
     );
-    return ret;
+    return prof().paramCheckFailure === 'one' ? ret : -EINVAL;
   }
   /* only the first page was checked: the clear stops at the end of the table */
   const entry = Number(param.iova >> BigInt(tbl.it_page_shift));
@@ -764,14 +767,15 @@ const tceIommuIoctl = traced(
   'tce_iommu_ioctl',
   (data: object | null, cmd: number, arg: bigint): number => {
     if (cmd === VFIO_CHECK_EXTENSION) {
-      if (arg === BigInt(VFIO_SPAPR_TCE_IOMMU) || arg === BigInt(VFIO_SPAPR_TCE_v2_IOMMU)) return 1;
-      if (arg === BigInt(VFIO_EEH)) return vfioSpaprIommuEehIoctl(undefined, cmd, arg, true);
+      if (arg === BigInt(VFIO_SPAPR_TCE_IOMMU) || (prof().v2 && arg === BigInt(VFIO_SPAPR_TCE_v2_IOMMU)))
+        return 1;
+      if (arg === BigInt(VFIO_EEH)) return vfioSpaprIommuEehIoctl(undefined, cmd, arg, prof().eehInjectErr);
       return 0;
     }
     const c = data as TceContainerV612 | null;
     if (c === null) return currentKernel().bug('tce_iommu_ioctl: BUG_ON(!container)');
     /* Sanity check to prevent one userspace from manipulating another userspace mm */
-    if (c.mm !== null && c.mm !== current().mm)
+    if (prof().foreignMmEperm && c.mm !== null && c.mm !== current().mm)
       return fail(EPERM, 'tce_iommu_ioctl: the container belongs to another process (mm)');
     switch (cmd) {
       case VFIO_IOMMU_SPAPR_TCE_GET_INFO:
@@ -802,7 +806,7 @@ const tceIommuIoctl = traced(
       case VFIO_EEH_PE_OP: {
         let ret = 0;
         for (const g of c.group_list) {
-          ret = vfioSpaprIommuEehIoctl(g, cmd, arg, true);
+          ret = vfioSpaprIommuEehIoctl(g, cmd, arg, prof().eehInjectErr);
           if (ret !== 0) return ret;
         }
         return ret;
