@@ -38,7 +38,7 @@ export interface FtraceOptions {
   /**
    * set_graph_function: glob patterns ('vfio_ioctl_*'); a call matching
    * one is shown with everything it calls. '!pattern' is set_graph_notrace:
-   * the call and its subtree are hidden. Markers are always shown.
+   * the call and its subtree are hidden. A marker is kept when a shown call follows it.
    */
   readonly filter?: readonly string[];
   /** print the `# tracer` header (default true) */
@@ -96,6 +96,12 @@ export class KernelTrace {
   records(opts: FtraceOptions = {}, from = 0, to?: number): TraceRecord[] {
     let events = select(this.kernel.tracer.events.slice(from, to), opts.filter ?? []);
     if (opts.markers === false) events = events.filter((e) => e.marker !== true);
+    /* with a filter, a marker is context for the calls after it: alone it is noise */ else if (
+      (opts.filter ?? []).length > 0
+    )
+      events = events.filter(
+        (e, i) => e.marker !== true || (events[i + 1] !== undefined && events[i + 1]?.marker !== true),
+      );
     return events.map((e) => ({
       cpu: 0,
       pid: e.pid,
