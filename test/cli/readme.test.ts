@@ -34,7 +34,7 @@ test('the README picture is the object graph', () => {
     'vfio_group 3',
     'vfio_container #1',
     'vfio_iommu (type1)',
-    'task 100 (vfio-demo)',
+    'task 100 (vfio&#45;demo)',
   ])
     assert.ok(svg.includes(`>${t}</text>`), `${t}: ${REGEN}`);
   assert.ok(svg.length < 100_000, 'a documentation asset stays small');
