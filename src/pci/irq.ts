@@ -139,5 +139,7 @@ export function pciRouteIntx(pdev: PciDev): void {
   if (pdev.irq === 0) return;
   const d = irqDescAlloc(pdev.irq);
   d.level = () => pdev.intxLine;
-  pdev.intxHandler = () => genericHandleIrq(pdev.irq);
+  /* the CPU takes the interrupt in kernel context, whatever raised the line */
+  const k = currentKernel();
+  pdev.intxHandler = () => k.inKernel(() => genericHandleIrq(pdev.irq));
 }

@@ -152,10 +152,13 @@ function programMsix(pdev: PciDev, st: MsiState): void {
 
 function install(pdev: PciDev, st: MsiState): void {
   pdev.msiState = st;
+  const k = currentKernel();
   pdev.msiHandler = (v) => {
     const s = stateOf(pdev);
     const irq = s?.irqs[v];
-    if (irq !== undefined && (s?.kind === 'msix' || v < (s?.nvec ?? 0))) genericHandleIrq(irq);
+    /* the message lands on the CPU, which takes it in kernel context */
+    if (irq !== undefined && (s?.kind === 'msix' || v < (s?.nvec ?? 0)))
+      k.inKernel(() => genericHandleIrq(irq));
   };
   /* pci_intx_for_msi: INTx is off while MSI/MSI-X is on */
   pciIntx(pdev, false);
