@@ -72,6 +72,7 @@ export {
 export { putPage, setPageDirty } from './page.ts';
 export {
   eehCore,
+  eehPeOfDevice,
   iommuTceTablePut,
   PnvIodaPe,
   PnvPhb,

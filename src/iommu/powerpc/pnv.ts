@@ -258,6 +258,15 @@ export function eehCore(): Eeh | undefined {
   return platforms.get(currentKernel())?.eeh;
 }
 
+/**
+ * The EEH PE of a device (undefined off POWER): vfio-pci's
+ * vfio_spapr_pci_eeh_open/release are eehDevOpen/eehDevRelease on it, and
+ * MMIO to a PE with hw.mmioFrozen reads all ones.
+ */
+export function eehPeOfDevice(dev: Device): EehPe | undefined {
+  return platforms.get(currentKernel())?.eeh.devPe.get(dev);
+}
+
 /** the PE a group is (undefined for a group of another platform) */
 export function pnvPeOfGroup(group: IommuGroup): PnvIodaPe | undefined {
   return platforms.get(currentKernel())?.peOfGroup.get(group);

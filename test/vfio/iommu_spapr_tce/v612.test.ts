@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { IommuTableGroup, mmIommuRegions, TCE_PCI_READ, TCE_PCI_WRITE } from '../../../src/iommu/index.ts';
+import {
+  eehPeOfDevice,
+  IommuTableGroup,
+  mmIommuRegions,
+  TCE_PCI_READ,
+  TCE_PCI_WRITE,
+} from '../../../src/iommu/index.ts';
 import {
   EBUSY,
   EFAULT,
@@ -387,4 +393,31 @@ test('v2: attaching a group without dynamic windows is -EINVAL (4.1-style table 
   assert.equal(addGroup(s, 1), 0);
   assert.equal(setIommu(s, V2), -EINVAL);
   assert.equal(setIommu(s, VFIO_SPAPR_TCE_IOMMU), 0, 'v1 does not need them');
+});
+
+test('6.12: a group with a DMA-API driver bound cannot be claimed (-EPERM); its table is left alone', () => {
+  const host = spaprHost({
+    kernel: '6.12',
+    devices: [
+      { bdf: '0001:00:01.0', group: 1 },
+      { bdf: '0001:00:02.0', group: 1, driver: 'e1000e' },
+    ],
+  });
+  const t = table(host, 1);
+  const used = t.validEntries();
+  assert.equal(used, 16, "the driver's coherent ring");
+  const s = session(host);
+  assert.equal(addGroup(s, 1), -EPERM);
+  assert.equal(table(host, 1), t);
+  assert.equal(t.validEntries(), used);
+});
+
+test('eehPeOfDevice: the PE vfio-pci opens and releases for EEH', () => {
+  const host = spaprHost();
+  const dev = host.device('0001:00:01.0');
+  assert.ok(dev !== undefined);
+  assert.equal(
+    host.inKernel(() => eehPeOfDevice(dev)),
+    pe(host, 1).eeh,
+  );
 });
