@@ -47,7 +47,7 @@ writeFileSync(
 const trace = await cli('trace', '--arch', 'ppc64', '-f', 'vfio_group_set_container,vfio_ioctl_set_iommu');
 writeFileSync('docs/demo-trace.txt', trace);
 
-const demo = await cli('demo');
+const demo = await cli('demo', '--no-graph');
 const steps = demo.split('\n');
 const upto = steps.findIndex((l) => l.startsWith('[10]'));
 const excerpt = `${steps.slice(0, upto).join('\n')}\n...\n`;

@@ -121,56 +121,63 @@ export function buildProgram(io: CliIo, setStatus: (n: number) => void): Command
       '--trace [patterns]',
       'show the kernel functions each step ran (function_graph), optionally only matching ones',
     )
-    .option('--graph <file>', 'write the object graph at the busiest moment (.svg, .dot or .json)')
+    .option(
+      '--graph <file>',
+      'write the object graph at the busiest moment (.svg, .dot or .json)',
+      'vfio-demo.svg',
+    )
+    .option('--no-graph', 'do not write the graph')
     .option('--no-changes', 'leave out the object changes under each step')
     .option('--json', 'print the steps and the result as JSON')
-    .action(async (o: HostOpts & { trace?: unknown; graph?: string; changes: boolean; json?: boolean }) => {
-      const m = machineOf(o);
-      const s = sessionFor(m, o.trace, o.changes);
-      const json = o.json === true;
-      if (!json) {
-        io.out(paint.bold(`vfio-ts demo: ${s.arch}, kernel profile ${s.host.version}`));
-        if (m.desc.description !== undefined) io.out(m.desc.description);
-        for (const n of m.notes) io.out(paint.warn(`note: ${n}`));
-        s.recorder.onStep = printer(io, { changes: o.changes, trace: s.trace !== undefined });
-      }
-      const r = runDemoFlow(s, (t) => {
-        if (!json) io.out(`\n${paint.bold(`== ${t} ==`)}`);
-      });
-      const ok = r.completed && r.baseline;
-      if (json) {
-        io.out(
-          JSON.stringify(
-            {
-              host: { arch: s.arch, kernel: s.host.version },
-              notes: m.notes,
-              steps: s.recorder.steps,
-              result: r,
-              dmesg: s.host.dmesg(),
-            },
-            null,
-            2,
-          ),
-        );
-      } else {
-        io.out('');
-        io.out(paint.bold('== summary =='));
-        io.out(`${s.recorder.steps.length} steps, ${s.recorder.steps.filter((x) => !x.ok).length} failed`);
-        if (r.stoppedAt !== undefined) io.out(paint.bad(`stopped at: ${r.stoppedAt}`));
-        if (r.completed) {
-          io.out(
-            `DMA RAM -> device -> RAM through the IOMMU: ${r.dmaVerified ? paint.ok('bytes match') : paint.bad('MISMATCH')}`,
-          );
-          io.out(`MSIs delivered on the eventfd: ${r.msis}`);
-          for (const f of r.faults) io.out(`IOMMU fault logged: ${f}`);
+    .action(
+      async (o: HostOpts & { trace?: unknown; graph: string | false; changes: boolean; json?: boolean }) => {
+        const m = machineOf(o);
+        const s = sessionFor(m, o.trace, o.changes);
+        const json = o.json === true;
+        if (!json) {
+          io.out(paint.bold(`vfio-ts demo: ${s.arch}, kernel profile ${s.host.version}`));
+          if (m.desc.description !== undefined) io.out(m.desc.description);
+          for (const n of m.notes) io.out(paint.warn(`note: ${n}`));
+          s.recorder.onStep = printer(io, { changes: o.changes, trace: s.trace !== undefined });
         }
-        io.out(
-          `host back to its baseline after exit: ${r.baseline ? paint.ok('yes') : paint.bad(`NO ${JSON.stringify(r.leaked)}`)}`,
-        );
-      }
-      if (o.graph !== undefined) await writeGraph(s, o.graph, undefined, io);
-      setStatus(ok ? EXIT_OK : EXIT_FAIL);
-    });
+        const r = runDemoFlow(s, (t) => {
+          if (!json) io.out(`\n${paint.bold(`== ${t} ==`)}`);
+        });
+        const ok = r.completed && r.baseline;
+        if (json) {
+          io.out(
+            JSON.stringify(
+              {
+                host: { arch: s.arch, kernel: s.host.version },
+                notes: m.notes,
+                steps: s.recorder.steps,
+                result: r,
+                dmesg: s.host.dmesg(),
+              },
+              null,
+              2,
+            ),
+          );
+        } else {
+          io.out('');
+          io.out(paint.bold('== summary =='));
+          io.out(`${s.recorder.steps.length} steps, ${s.recorder.steps.filter((x) => !x.ok).length} failed`);
+          if (r.stoppedAt !== undefined) io.out(paint.bad(`stopped at: ${r.stoppedAt}`));
+          if (r.completed) {
+            io.out(
+              `DMA RAM -> device -> RAM through the IOMMU: ${r.dmaVerified ? paint.ok('bytes match') : paint.bad('MISMATCH')}`,
+            );
+            io.out(`MSIs delivered on the eventfd: ${r.msis}`);
+            for (const f of r.faults) io.out(`IOMMU fault logged: ${f}`);
+          }
+          io.out(
+            `host back to its baseline after exit: ${r.baseline ? paint.ok('yes') : paint.bad(`NO ${JSON.stringify(r.leaked)}`)}`,
+          );
+        }
+        if (o.graph !== false) await writeGraph(s, o.graph, undefined, io);
+        setStatus(ok ? EXIT_OK : EXIT_FAIL);
+      },
+    );
 
   /* ---- topology ---- */
   hostOptions(

@@ -116,7 +116,8 @@ for (const [arch, kernel] of [
   ['ppc64', '6.12'],
 ] as const) {
   test(`demo on ${arch}, kernel ${kernel}: the whole flow, DMA verified, MSIs, baseline`, async () => {
-    const r = await cli('demo', '--arch', arch, '--kernel', kernel);
+    const graph = join(tmp, `demo-${arch}-${kernel}.svg`);
+    const r = await cli('demo', '--arch', arch, '--kernel', kernel, '--graph', graph);
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /DMA RAM -> device -> RAM through the IOMMU: bytes match/);
     assert.match(r.out, /MSIs delivered on the eventfd: 3/);
@@ -124,6 +125,8 @@ for (const [arch, kernel] of [
     assert.match(r.out, /IOMMU fault logged: .*fault (addr|at) (0x)?4000000/);
     assert.doesNotMatch(r.out, /stopped at/);
     if (kernel === '4.1') assertGolden(`cli/demo-${arch}.txt`, `${r.out}\n`);
+    assert.equal(r.err, `graph (svg) written to ${graph}`);
+    assert.ok(readFileSync(graph, 'utf8').includes('>vfio_container #1</text>'));
   });
 }
 
@@ -154,7 +157,7 @@ function hasCallTree(lines: readonly string[], chain: readonly string[]): boolea
 }
 
 test("demo --trace on ppc64 shows the seed's sPAPR call tree", async () => {
-  const r = await cli('demo', '--arch', 'ppc64', '--trace');
+  const r = await cli('demo', '--arch', 'ppc64', '--trace', '--no-graph');
   assert.equal(r.code, 0);
   const lines = calls(r.out);
   assert.ok(
@@ -242,7 +245,7 @@ test('graph: DOT, JSON and SVG of the busiest moment; demo --graph writes the pi
 });
 
 test('demo --json is data', async () => {
-  const r = await cli('demo', '--json', '--arch', 'ppc64');
+  const r = await cli('demo', '--json', '--arch', 'ppc64', '--no-graph');
   assert.equal(r.code, 0);
   const d = JSON.parse(r.out) as {
     host: { arch: string };
