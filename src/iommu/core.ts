@@ -21,6 +21,7 @@ import {
   iommuDeviceUnuseDefaultDomain,
   iommuDeviceUseDefaultDomain,
 } from './iommu_group.ts';
+import { iommuCoreProfile } from './profile.ts';
 
 /*
  * The IOMMU core of one machine: its groups (/sys/kernel/iommu_groups),
@@ -97,22 +98,27 @@ export class IommuCore {
     const dir = `/sys/kernel/iommu_groups/${id}`;
     const vfs = this.kernel.vfs;
     vfs.mkdirp(`${dir}/devices`);
-    vfs.add(`${dir}/reserved_regions`, {
-      kind: 'attr',
-      mode: 0o444,
-      show: () =>
-        g.reservedRegions
-          .map(
-            (r) =>
-              `0x${r.start.toString(16).padStart(16, '0')} 0x${r.end.toString(16).padStart(16, '0')} ${r.type}\n`,
-          )
-          .join(''),
-    });
-    vfs.add(`${dir}/type`, {
-      kind: 'attr',
-      mode: 0o444,
-      show: () => `${g.owner !== undefined ? 'blocked' : 'DMA'}\n`,
-    });
+    const prof = iommuCoreProfile(this.kernel.version);
+    if (prof.reservedRegionsAttr)
+      vfs.add(`${dir}/reserved_regions`, {
+        kind: 'attr',
+        mode: 0o444,
+        show: () =>
+          g.reservedRegions
+            .map(
+              (r) =>
+                `0x${r.start.toString(16).padStart(16, '0')} 0x${r.end.toString(16).padStart(16, '0')} ${r.type}\n`,
+            )
+            .join(''),
+      });
+    /*
+     * type names the default domain, whoever owns the group now: x86's is a
+     * lazy-flush DMA domain (CONFIG_IOMMU_DEFAULT_DMA_LAZY), sPAPR's a
+     * platform domain, which the switch in iommu_group_show_type does not name
+     */
+    const defaultType = this.kernel.arch.name === 'x86_64' ? 'DMA-FQ' : 'unknown';
+    if (prof.groupTypeAttr)
+      vfs.add(`${dir}/type`, { kind: 'attr', mode: 0o644, show: () => `${defaultType}\n` });
     return g;
   }
 

@@ -2,5 +2,6 @@
 export * from './core.ts';
 export type * from './domain.ts';
 export * from './iommu_group.ts';
-export * from './x86/index.ts';
 export * from './powerpc/index.ts';
+export { type IommuCoreProfile, iommuCoreProfile } from './profile.ts';
+export * from './x86/index.ts';

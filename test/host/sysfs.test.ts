@@ -41,6 +41,24 @@ describe('sysfs', () => {
     assert.deepEqual(p.readdir(`/sys/bus/pci/devices/${BDF}/iommu_group/devices`), [BDF, '0000:00:03.1']);
   });
 
+  for (const kernel of ['4.1', '6.12'] as const)
+    it(`a group directory holds devices only in 4.1; reserved_regions and type in 6.12 (${kernel})`, () => {
+      const host = new Host({ kernel });
+      host.addPciDevice({ bdf: BDF, model: 'generic', iommuGroup: 3 });
+      const p = host.spawn();
+      assert.deepEqual(
+        p.readdir('/sys/kernel/iommu_groups/3'),
+        kernel === '4.1' ? ['devices'] : ['devices', 'reserved_regions', 'type'],
+      );
+      if (kernel === '6.12') {
+        assert.equal(p.readText('/sys/kernel/iommu_groups/3/type'), 'DMA-FQ\n');
+        assert.equal(
+          p.readText('/sys/kernel/iommu_groups/3/reserved_regions'),
+          '0x00000000fee00000 0x00000000feefffff msi\n',
+        );
+      }
+    });
+
   it('the device directory: vendor, device, class, driver_override, and the driver link', () => {
     const host = new Host();
     host.addPciDevice({
