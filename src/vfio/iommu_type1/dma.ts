@@ -2,7 +2,6 @@ import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, iommuMap, iommuUnmap } from '../.
 import { capable, current, fail, WARN } from '../../kernel/index.ts';
 import {
   CAP_IPC_LOCK,
-  EBUSY,
   EEXIST,
   EINVAL,
   ENODEV,
@@ -22,7 +21,6 @@ import { type DmaOwner, handleLocked, makeHandle, type VfioIommu } from './vfio_
  * u64 (bigint); below 2^53 they are also handled as plain numbers, and
  * the page tables take IOVA page numbers.
  */
-const PAGE_SHIFT = 12;
 const PAGE_SIZE = 4096;
 /** DIRTY_BITMAP_PAGES_MAX: a vfio_dma bitmap holds at most INT_MAX pages */
 export const DIRTY_BITMAP_PAGES_MAX = 0x7fff_ffff;
@@ -310,15 +308,8 @@ function vaddrUpdate(iommu: VfioIommu, iova: bigint, size: bigint, vaddr: bigint
   return 0;
 }
 
-/** has any mapping an invalid vaddr (attach and pinning must wait) */
-export function vaddrInvalidBusy(iommu: VfioIommu): number {
-  return iommu.vaddr_invalid_count > 0 ? -EBUSY : 0;
-}
-
 /** vfio_iommu_unmap_unpin_all */
 export function vfioIommuUnmapUnpinAll(iommu: VfioIommu): void {
   const tree = iommu.dma_list;
   for (let e = tree.firstAtOrAfter(0n); e !== undefined; e = tree.firstAtOrAfter(0n)) vfioRemoveDma(iommu, e);
 }
-
-export { PAGE_SHIFT, PAGE_SIZE };
