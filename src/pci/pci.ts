@@ -191,8 +191,9 @@ export class PciDev extends Device {
   /** devices reached by a reset of this bridge's secondary bus (pci_walk_bus below it) */
   busDevices(): PciDev[] {
     const out: PciDev[] = [];
+    /* a bus lists its functions in devfn order, as enumeration found them */
     const walk = (b: PciDev): void => {
-      for (const d of b.subordinates) {
+      for (const d of [...b.subordinates].sort((x, y) => x.devfn - y.devfn)) {
         out.push(d);
         walk(d);
       }

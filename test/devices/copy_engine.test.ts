@@ -185,7 +185,7 @@ for (const kernel of ['4.1', '6.12'] as const) {
       ] as const) {
         const { b, d } = setup(kernel);
         const { dst } = buffers(b, 4096);
-        if (what === 'ring') b.iommu.domain?.unmapAll(b.p);
+        if (what === 'ring') b.iommu.domain?.unmapAll();
         if (what === 'ringsize') setReg32(d, CE_REG_RING_SIZE, 3);
         submit(d, {
           opcode: what === 'opcode' ? 9 : CE_OP_MEMCPY,

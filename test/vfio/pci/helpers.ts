@@ -10,11 +10,20 @@ import {
   VFIO_DEVICE_SET_IRQS,
   VFIO_GROUP_GET_DEVICE_FD,
   VFIO_GROUP_SET_CONTAINER,
+  VFIO_IOMMU_ENABLE,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_SPAPR_TCE_GET_INFO,
+  VFIO_IOMMU_UNMAP_DMA,
   VFIO_IRQ_SET_ACTION_TRIGGER,
   VFIO_IRQ_SET_DATA_EVENTFD,
   VFIO_PCI_CONFIG_REGION_INDEX,
   VFIO_PCI_INDEX_TO_OFFSET,
   VFIO_SET_IOMMU,
+  VFIO_SPAPR_TCE_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+  vfio_iommu_spapr_tce_info,
+  vfio_iommu_type1_dma_map,
+  vfio_iommu_type1_dma_unmap,
   vfio_irq_set,
   vfio_region_info,
 } from '../../../src/uapi/index.ts';
@@ -29,6 +38,7 @@ import { putCString, putS32, userAlloc } from '../../helpers/user.ts';
 export const TEST_IOMMU = 0x7e5e;
 
 interface Mapping {
+  mm: NonNullable<Process['task']['mm']>;
   iova: bigint;
   len: number;
   phys: number[];
@@ -60,11 +70,11 @@ export class TestDomain implements IommuDomain {
       if (pa < 0) throw new Error(`pin failed at 0x${(Number(vaddr) + off).toString(16)}: ${pa}`);
       phys.push(pa);
     }
-    this.maps.push({ iova, len, phys, read: perm.read ?? true, write: perm.write ?? true });
+    this.maps.push({ mm, iova, len, phys, read: perm.read ?? true, write: perm.write ?? true });
   }
 
-  unmapAll(p: Process): void {
-    for (const m of this.maps.splice(0)) for (const pa of m.phys) p.task.mm?.unpinPage(pa, m.write);
+  unmapAll(): void {
+    for (const m of this.maps.splice(0)) for (const pa of m.phys) m.mm.unpinPage(pa, m.write);
   }
 
   translate(iova: bigint, len: number, write: boolean, runs: DmaRun[]): IommuFault | undefined {
@@ -104,6 +114,7 @@ export function registerTestIommu(host: Host): TestIommu {
       return t.domain;
     },
     release: () => {
+      t.domain?.unmapAll();
       t.domain = undefined;
     },
     ioctl: (_d, cmd, arg) => (cmd === VFIO_CHECK_EXTENSION ? (arg === BigInt(TEST_IOMMU) ? 1 : 0) : -25),
@@ -125,6 +136,8 @@ export interface Bench {
   /** a scratch page for ioctl arguments */
   readonly arg: bigint;
   readonly bdf: string;
+  /** host.liveObjects() before the process existed */
+  readonly baseline: Record<string, number>;
 }
 
 export interface BenchOptions extends HostOptions {
@@ -135,6 +148,8 @@ export interface BenchOptions extends HostOptions {
   /** add these devices first (bridges ...) */
   readonly before?: readonly Record<string, unknown>[];
   readonly rlimitMemlock?: bigint;
+  /** the platform's own backend (type1 on x86_64, sPAPR TCE on ppc64) instead of the test IOMMU */
+  readonly realIommu?: boolean;
 }
 
 /** a host, the device bound to vfio-pci, and a process holding container, group and device fds */
@@ -146,16 +161,45 @@ export function bench(o: BenchOptions = {}): Bench {
   host.addPciDevice({ bdf, model: o.model ?? 'edu', iommuGroup: gid, ...(o.device ?? {}) });
   assert.equal(host.bind(bdf, 'vfio-pci'), 0);
   const iommu = registerTestIommu(host);
+  const baseline = { ...host.liveObjects() };
   const p = host.spawn({ rlimitMemlock: o.rlimitMemlock ?? 1n << 40n });
   const arg = userAlloc(p, p.pageSize);
   const container = p.open('/dev/vfio/vfio', O_RDWR);
   const group = p.open(`/dev/vfio/${gid}`, O_RDWR);
   assert.ok(container >= 0 && group >= 0);
   assert.equal(p.ioctl(group, VFIO_GROUP_SET_CONTAINER, putS32(p, arg, container)), 0);
-  assert.equal(p.ioctl(container, VFIO_SET_IOMMU, TEST_IOMMU), 0);
+  if (o.realIommu === true) {
+    const spapr = host.arch === 'ppc64';
+    assert.equal(p.ioctl(container, VFIO_SET_IOMMU, spapr ? VFIO_SPAPR_TCE_IOMMU : VFIO_TYPE1v2_IOMMU), 0);
+    if (spapr) assert.equal(p.ioctl(container, VFIO_IOMMU_ENABLE), 0);
+  } else assert.equal(p.ioctl(container, VFIO_SET_IOMMU, TEST_IOMMU), 0);
   const device = p.ioctl(group, VFIO_GROUP_GET_DEVICE_FD, putCString(p, arg, bdf));
   assert.ok(device >= 0, `GET_DEVICE_FD: ${device}`);
-  return { host, iommu, p, container, group, device, arg, bdf };
+  return { host, iommu, p, container, group, device, arg, bdf, baseline };
+}
+
+/* ---- DMA mappings through the platform's backend ---- */
+
+/** the IOVA window DMA may use: type1 anywhere low, sPAPR its 32-bit window */
+export function dmaWindow(b: Bench): { start: bigint; size: bigint } {
+  if (b.host.arch !== 'ppc64') return { start: 0n, size: 1n << 39n };
+  b.p.mem.write(b.arg, vfio_iommu_spapr_tce_info.encode({ argsz: 32 }));
+  assert.equal(b.p.ioctl(b.container, VFIO_IOMMU_SPAPR_TCE_GET_INFO, b.arg), 0);
+  const info = vfio_iommu_spapr_tce_info.decode(b.p.mem.read(b.arg, 32));
+  return { start: BigInt(info.dma32_window_start), size: BigInt(info.dma32_window_size) };
+}
+
+export function mapDma(b: Bench, vaddr: bigint, iova: bigint, size: number, flags = 3): number {
+  b.p.mem.write(
+    b.arg,
+    vfio_iommu_type1_dma_map.encode({ argsz: 32, flags, vaddr, iova, size: BigInt(size) }),
+  );
+  return b.p.ioctl(b.container, VFIO_IOMMU_MAP_DMA, b.arg);
+}
+
+export function unmapDma(b: Bench, iova: bigint, size: number): number {
+  b.p.mem.write(b.arg, vfio_iommu_type1_dma_unmap.encode({ argsz: 24, flags: 0, iova, size: BigInt(size) }));
+  return b.p.ioctl(b.container, VFIO_IOMMU_UNMAP_DMA, b.arg);
 }
 
 /* ---- region access through the raw calls ---- */
