@@ -67,11 +67,18 @@ export function type1DebugOf(iommuData: unknown): Type1Debug | undefined {
       groups: d.group_list.map((g: IommuGroup) => g.id),
       enforceCacheCoherency: d.enforce_cache_coherency,
       prot: d.prot,
+      pageTableEntries: entriesBySize(d.domain.pt.entries()),
       pageTableBytes: d.domain.pt.bytes,
     })),
     dirtyTracking: iommu.dirty_page_tracking,
     vaddrInvalidCount: iommu.vaddr_invalid_count,
   };
+}
+
+function entriesBySize(entries: readonly { pages: number }[]): Record<number, number> {
+  const out: Record<number, number> = {};
+  for (const e of entries) out[e.pages * 4096] = (out[e.pages * 4096] ?? 0) + 1;
+  return out;
 }
 
 /** the type1 state behind container fd `fd` of a process, if it has one */

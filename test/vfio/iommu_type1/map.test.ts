@@ -12,6 +12,7 @@ import {
   VFIO_DMA_MAP_FLAG_WRITE,
   VFIO_IOMMU_MAP_DMA,
 } from '../../../src/index.ts';
+import { type1Params } from '../../../src/vfio/iommu_type1/index.ts';
 import {
   anon,
   debug,
@@ -23,6 +24,7 @@ import {
   PAGE,
   PROFILES,
   setup,
+  unmapDma,
   vmLckKb,
 } from './helpers.ts';
 
@@ -192,6 +194,23 @@ for (const kernel of PROFILES) {
       assert.deepEqual(mappings(s), []);
       assert.equal(s.p.lockedVm, 0);
       assert.equal(mapDma(s, { vaddr: mem, iova: iova - PAGE, size: PAGE }), 0);
+    });
+
+    it('maps 2 MiB superpages where it can, 4 KiB pages with disable_hugepages', () => {
+      for (const disable of [false, true]) {
+        const s = setup({ kernel, before: (h) => (type1Params(h.kernel).disable_hugepages = disable) });
+        const mem = anon(s.p, 4n * MiB);
+        /* physical memory comes 2 MiB aligned: IOVA 2 MiB gets one superpage, IOVA 16 MiB + 4 KiB none */
+        assert.equal(mapDma(s, { vaddr: mem, iova: 2n * MiB, size: 2n * MiB }), 0);
+        assert.equal(mapDma(s, { vaddr: mem + 2n * MiB, iova: 16n * MiB + PAGE, size: 4n * PAGE }), 0);
+        assert.deepEqual(
+          debug(s).domains[0]?.pageTableEntries,
+          disable ? { 4096: 516 } : { 4096: 4, 2097152: 1 },
+        );
+        assert.equal(s.p.lockedVm, 516);
+        assert.deepEqual(unmapDma(s, 2n * MiB, 2n * MiB), { ret: 0, size: 2n * MiB });
+        assert.equal(s.p.lockedVm, 4);
+      }
     });
 
     it('the MSI window is a reserved region in 6.12 only', () => {
