@@ -34,6 +34,8 @@ export interface Type1Debug {
     groups: number[];
     enforceCacheCoherency: boolean;
     prot: number;
+    /** page-table entries by page size in bytes (4096, 2 MiB, 1 GiB) */
+    pageTableEntries: Record<number, number>;
     pageTableBytes: number;
   }[];
   readonly dirtyTracking: boolean;
