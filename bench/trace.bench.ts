@@ -14,8 +14,8 @@
 
 import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { Presets, SingleBar } from 'cli-progress';
 import type { Host as HostType } from '../src/host/index.ts';
+import { progress } from './progress.ts';
 
 const CALLS = 20_000;
 const ROUNDS = 15;
@@ -84,17 +84,7 @@ export async function benchTrace(report: (line: string) => void): Promise<void> 
   const names = Object.keys(PATHS) as PathName[];
   const times = new Map<string, number[]>();
   const events = new Map<string, number>();
-  const bar = process.stderr.isTTY
-    ? new SingleBar(
-        {
-          format: 'tracing cost [{bar}] {value}/{total} rounds',
-          stream: process.stderr,
-          clearOnComplete: true,
-        },
-        Presets.shades_classic,
-      )
-    : undefined;
-  bar?.start(ROUNDS, 0);
+  const bar = progress(ROUNDS, 'tracing cost: rounds');
   for (const b of Object.values(builds))
     for (const run of Object.values(b.paths)) run(CALLS / 4); /* warm up */
   for (let r = 0; r < ROUNDS; r++) {
@@ -115,9 +105,9 @@ export async function benchTrace(report: (line: string) => void): Promise<void> 
         const key = `${build} ${name}`;
         times.set(key, [...(times.get(key) ?? []), ms]);
       }
-    bar?.update(r + 1);
+    bar.tick();
   }
-  bar?.stop();
+  bar.done();
   const ns = (key: string): number => (best(times.get(key) ?? [0]) * 1e6) / CALLS;
   report(`ioctl paths, ${CALLS} calls per round, fastest of ${ROUNDS} rounds, same process:`);
   for (const name of names) {

@@ -25,19 +25,41 @@ function show(v: JsonValue | undefined): string {
   return String(v);
 }
 
-/** leaves of a hook's plain data, arrays of objects summarised by length */
+/** a value on one line: objects as {k=v ...}, arrays as [a, b] */
+function compact(v: JsonValue): string {
+  if (v === null || typeof v !== 'object') return show(v);
+  if (Array.isArray(v)) return `[${v.map(compact).join(', ')}]`;
+  return `{${Object.entries(v)
+    .map(([k, x]) => `${k}=${compact(x)}`)
+    .join(' ')}}`;
+}
+
+/**
+ * Leaves of a hook's plain data. An array of scalars is one value; an
+ * array of records is its size plus its first elements, each one value
+ * while it reads on one line, else field by field (a million mappings stay
+ * a handful of lines, and a table's counters diff one by one).
+ */
 function flattenData(prefix: string, v: JsonValue, into: Map<string, string>, depth = 0): void {
   if (v === null || typeof v !== 'object') {
     into.set(prefix, show(v));
     return;
   }
   if (Array.isArray(v)) {
-    if (v.every((x) => x === null || typeof x !== 'object')) into.set(prefix, show(v));
-    else {
-      into.set(`${prefix}.length`, String(v.length));
-      if (depth < 2)
-        for (const [i, x] of v.slice(0, 8).entries()) flattenData(`${prefix}[${i}]`, x, into, depth + 1);
+    if (v.every((x) => x === null || typeof x !== 'object')) {
+      into.set(prefix, compact(v));
+      return;
     }
+    into.set(prefix, `${v.length} item${v.length === 1 ? '' : 's'}`);
+    for (const [i, x] of v.slice(0, 8).entries()) {
+      const line = compact(x);
+      if (line.length <= 80 || depth > 3) into.set(`${prefix}[${i}]`, line);
+      else flattenData(`${prefix}[${i}]`, x, into, depth + 1);
+    }
+    return;
+  }
+  if (depth > 3) {
+    into.set(prefix, compact(v));
     return;
   }
   for (const [k, x] of Object.entries(v)) flattenData(`${prefix}.${k}`, x, into, depth + 1);
