@@ -149,13 +149,13 @@ const ALL_ONES: Record<number, bigint> = { 1: 0xffn, 2: 0xffffn, 4: 0xffffffffn,
 export function pciBarRead(pdev: PciDev, bar: number, off: number, size: number): bigint {
   const k = maybeCurrentKernel();
   if (k !== undefined) k.clock.advance(MMIO_READ_LATENCY_NS);
-  if (!pciBarDecodes(pdev, bar)) return ALL_ONES[size] ?? 0n;
+  if (!pciBarDecodes(pdev, bar) || pdev.eehState?.mmioFrozen === true) return ALL_ONES[size] ?? 0n;
   return pdev.model.mmioRead(bar, off, size);
 }
 
 /** iowrite8/16/32/64: posted, dropped when the BAR is not decoded */
 export function pciBarWrite(pdev: PciDev, bar: number, off: number, size: number, v: bigint): void {
-  if (!pciBarDecodes(pdev, bar)) return;
+  if (!pciBarDecodes(pdev, bar) || pdev.eehState?.mmioFrozen === true) return;
   pdev.model.mmioWrite(bar, off, size, v);
 }
 

@@ -128,6 +128,12 @@ export class PciDev extends Device {
   readonly pm_cap: number;
   /** the host kernel's MSI/MSI-X bookkeeping (drivers/pci/msi.c), owned by msi.ts */
   msiState: unknown;
+  /**
+   * The platform's error-isolation state for this function (POWER EEH: its
+   * PE's freeze bits): frozen MMIO reads all ones and drops writes, frozen
+   * DMA never reaches the IOMMU.
+   */
+  eehState: { readonly mmioFrozen: boolean; readonly dmaFrozen: boolean } | undefined;
   constructor(
     readonly domain: number,
     readonly busnr: number,
@@ -297,14 +303,16 @@ export class PciDev extends Device {
     return {
       /* a function without Bus Master Enable cannot issue requests at all */
       dmaRead: (addr, buf) => {
-        if (this.dmaPort === undefined || !this.busMaster) {
+        if (this.dmaPort === undefined || !this.busMaster || this.eehState?.dmaFrozen === true) {
           buf.fill(0);
           return false;
         }
         return this.dmaPort.dmaRead(addr, buf);
       },
       dmaWrite: (addr, data) =>
-        this.dmaPort === undefined || !this.busMaster ? false : this.dmaPort.dmaWrite(addr, data),
+        this.dmaPort === undefined || !this.busMaster || this.eehState?.dmaFrozen === true
+          ? false
+          : this.dmaPort.dmaWrite(addr, data),
       setIntx: (level) => {
         if (level === this.intxLevel) return;
         this.intxLevel = level;

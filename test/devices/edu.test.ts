@@ -8,12 +8,16 @@ import {
   POLLIN,
   PROT_READ,
   PROT_WRITE,
+  VFIO_EEH_PE_OP,
+  VFIO_EEH_PE_UNFREEZE_DMA,
+  VFIO_EEH_PE_UNFREEZE_IO,
   VFIO_IRQ_SET_ACTION_TRIGGER,
   VFIO_IRQ_SET_ACTION_UNMASK,
   VFIO_IRQ_SET_DATA_EVENTFD,
   VFIO_IRQ_SET_DATA_NONE,
   VFIO_PCI_INTX_IRQ_INDEX,
   VFIO_PCI_MSI_IRQ_INDEX,
+  vfio_eeh_pe_op,
 } from '../../src/uapi/index.ts';
 import { userAlloc } from '../helpers/user.ts';
 import {
@@ -21,13 +25,16 @@ import {
   bench,
   cfgRd,
   cfgWr,
+  dmaWindow,
   efdCount,
+  mapDma,
   rd,
   rd64,
   regionOffset,
   s32s,
   setIrqs,
   triggerEventfds,
+  unmapDma,
   wr,
 } from '../vfio/pci/helpers.ts';
 
@@ -228,6 +235,49 @@ for (const kernel of ['4.1', '6.12'] as const) {
       assert.equal(b.p.munmap(map, 1 << 20), 0);
     });
   });
+}
+
+for (const kernel of ['4.1', '6.12'] as const) {
+  for (const arch of ['x86_64', 'ppc64'] as const) {
+    test(`edu DMA through the platform IOMMU (${arch}, ${kernel}): mapped IOVAs work, others fault`, () => {
+      const b = bench({ kernel, arch, realIommu: true });
+      enableBusMaster(b);
+      const win = dmaWindow(b);
+      const page = b.p.pageSize;
+      const buf = userAlloc(b.p, 2 * page);
+      const iova = win.start + BigInt(page);
+      assert.equal(mapDma(b, buf, iova, 2 * page), 0);
+      const msg = new TextEncoder().encode(`edu on ${arch}`);
+      b.p.mem.write(buf, msg);
+      const dma = (src: bigint, dst: bigint, cmd: number): void => {
+        wr(b, BAR0, 0x80, 4, src);
+        wr(b, BAR0, 0x88, 4, dst);
+        wr(b, BAR0, 0x90, 4, msg.length);
+        wr(b, BAR0, 0x98, 4, cmd);
+        b.host.kernel.clock.advance(EDU_DMA_DELAY_NS);
+      };
+      dma(iova, 0x40000n, 1);
+      dma(0x40000n, iova + BigInt(page), 3);
+      assert.deepEqual(b.p.mem.read(buf + BigInt(page), msg.length), msg);
+      assert.equal(b.host.iommu.faults.length, 0);
+      /* past the mapping: the IOMMU refuses, the fault is logged, nothing is written */
+      dma(0x40000n, iova + BigInt(4 * page), 3);
+      assert.equal(b.host.iommu.faults.length, 1);
+      assert.equal(b.host.iommu.faults[0]?.iova, iova + BigInt(4 * page));
+      if (arch === 'ppc64') {
+        /* POWER freezes the PE on a DMA fault (EEH): MMIO reads all ones until the user thaws it */
+        assert.equal(rd(b, BAR0, 0x00, 4), 0xffffffff);
+        for (const op of [VFIO_EEH_PE_UNFREEZE_IO, VFIO_EEH_PE_UNFREEZE_DMA]) {
+          b.p.mem.write(b.arg, vfio_eeh_pe_op.encode({ argsz: 12, flags: 0, op }));
+          assert.equal(b.p.ioctl(b.container, VFIO_EEH_PE_OP, b.arg), 0);
+        }
+        assert.equal(rd(b, BAR0, 0x00, 4), 0x010000ed);
+      }
+      assert.ok(unmapDma(b, iova, 2 * page) >= 0);
+      dma(0x40000n, iova, 3);
+      assert.equal(b.host.iommu.faults.length, 2);
+    });
+  }
 }
 
 test("edu identity and config space are QEMU's", () => {

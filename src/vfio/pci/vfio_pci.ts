@@ -1,4 +1,12 @@
-import { IommuGroup, iommuGroupGet, iommuGroupPut } from '../../iommu/index.ts';
+import {
+  eehCore,
+  eehDevOpen,
+  eehDevRelease,
+  eehPeOfDevice,
+  IommuGroup,
+  iommuGroupGet,
+  iommuGroupPut,
+} from '../../iommu/index.ts';
 import {
   currentKernel,
   eventfdCtxPut,
@@ -263,6 +271,7 @@ const vfioPciOpen = traced('vfio_pci_open', (deviceData: unknown): number => {
       modulePut(thisModule);
       return ret;
     }
+    vfioSpaprPciEehOpen(vdev.pdev);
   }
   vdev.refcnt++;
   driverLock.unlock();
@@ -274,6 +283,7 @@ const vfioPciRelease = traced('vfio_pci_release', (deviceData: unknown): void =>
   const { module: thisModule, driverLock } = vfioPciStatics();
   driverLock.lock();
   if (--vdev.refcnt === 0) {
+    vfioSpaprPciEehRelease(vdev.pdev);
     vfioPciDisable(vdev);
     if (vdev.profile.releaseDropsErrReq) {
       vdev.igate.lock();
@@ -287,6 +297,20 @@ const vfioPciRelease = traced('vfio_pci_release', (deviceData: unknown): void =>
   driverLock.unlock();
   modulePut(thisModule);
 });
+
+/*
+ * vfio_spapr_pci_eeh_open/release: on POWER the device's PE now reports
+ * its errors to the user (and its freeze state governs MMIO and DMA);
+ * elsewhere they do nothing.
+ */
+function vfioSpaprPciEehOpen(pdev: PciDev): void {
+  eehDevOpen(eehCore(), pdev);
+  pdev.eehState = eehPeOfDevice(pdev)?.hw;
+}
+
+function vfioSpaprPciEehRelease(pdev: PciDev): void {
+  eehDevRelease(eehCore(), pdev);
+}
 
 /* 6.x: a wakeup eventfd ends low power on the next access (runtime resume) */
 function vfioPciRuntimeResume(vdev: VfioPciDevice): void {
