@@ -48,7 +48,7 @@ test('bin: version, usage error, bad host file, the demo', () => {
   rmSync(dir, { recursive: true, force: true });
   assert.match(demo.stdout, /^vfio-ts demo: x86_64, kernel profile 4\.1\n/);
   assert.match(demo.stdout, /bytes match/);
-  assert.doesNotMatch(demo.stdout, /\u001b\[/, 'no colour codes when stdout is a pipe');
+  assert.ok(!demo.stdout.includes('\u001b['), 'no colour codes when stdout is a pipe');
   const exit3 = run('run', 'test/cli/programs/exit3.ts', '-q');
   assert.equal(exit3.status, 3);
 });
