@@ -11,6 +11,7 @@ const BENCHES: Bench[] = [
   { name: 'tracing cost', load: async () => (await import('./trace.bench.ts')).benchTrace },
   { name: 'sPAPR TCE map/unmap and DMA', load: async () => (await import('./spapr.bench.ts')).benchSpapr },
   { name: 'type1 MAP+UNMAP', load: async () => (await import('./type1.bench.ts')).benchType1 },
+  { name: 'vfio-pci DMA and MMIO', load: async () => (await import('./vfio_pci.bench.ts')).benchVfioPci },
 ];
 
 async function main(): Promise<void> {

@@ -59,9 +59,12 @@ import { MsixTable, readLe, writeLe } from './msix.ts';
  *   0x10 u64 tag.
  *
  * Timing (virtual clock): a descriptor takes 500 ns plus 16 bytes per ns;
- * the engine fetches it when it starts and moves the data when it ends,
- * in chunks, stopping at the first page the IOMMU refuses (the bytes
- * before it are copied, as a real engine would have).
+ * the engine fetches it when it starts and moves the data when it ends.
+ * MEMCPY translates its whole source and destination before moving a
+ * byte: if the IOMMU refuses either, nothing is written, the completion
+ * record reports 0 bytes and ERR_ADDR the refused IOVA (the IOMMU logs the
+ * fault). FILL writes page by page in order and stops at the first refused
+ * page, the pages before it written.
  */
 export const CE_ID = 0x43450100;
 export const CE_REG_ID = 0x000;
@@ -113,7 +116,6 @@ export const CE_BYTES_PER_NS = 16;
 
 const RING_MAX_LOG2 = 12;
 const PAGE = 4096;
-const CHUNK = 1 << 20;
 const ROM_SIZE = 0x10000;
 const ROM_IMAGE = 0x800;
 
@@ -168,7 +170,6 @@ export class CopyEngineModel implements PciDeviceModel {
   private msix: MsixTable | undefined;
   private readonly rom = buildRom(0x1234, 0x11ce);
   private scratch: Uint8Array | undefined;
-  private readonly staging = new Uint8Array(CHUNK);
   ctrl = 0;
   error = 0;
   errDesc = 0;
@@ -443,58 +444,27 @@ export class CopyEngineModel implements PciDeviceModel {
     this.kick();
   }
 
-  /* move whole chunks; on a refusal, find the first refused page and stop there */
-  private transfer(
-    len: number,
-    step: (off: number, n: number) => { ok: boolean; at: bigint },
-  ): { done: number; fault: bigint; ok: boolean } {
-    let off = 0;
-    while (off < len) {
-      const n = Math.min(CHUNK, len - off);
-      if (step(off, n).ok) {
-        off += n;
-        continue;
-      }
-      const end = off + n;
-      while (off < end) {
-        const m = Math.min(PAGE, end - off);
-        const r = step(off, m);
-        if (!r.ok) return { done: off, fault: r.at, ok: false };
-        off += m;
-      }
-    }
-    return { done: len, fault: 0n, ok: true };
-  }
-
   private copy(src: bigint, dst: bigint, len: number): { err: number; done: number; fault: bigint } {
-    let err = 0;
-    const r = this.transfer(len, (off, n) => {
-      const buf = this.staging.subarray(0, n);
-      const s = src + BigInt(off);
-      if (!this.b.dmaRead(s, buf)) {
-        err = CE_ERR_SRC_READ;
-        return { ok: false, at: s };
-      }
-      const t = dst + BigInt(off);
-      if (!this.b.dmaWrite(t, buf)) {
-        err = CE_ERR_DST_WRITE;
-        return { ok: false, at: t };
-      }
-      return { ok: true, at: 0n };
-    });
-    return { err: r.ok ? 0 : err, done: r.done, fault: r.fault };
+    const refused = this.b.dmaCopy(src, dst, len);
+    if (refused === undefined) return { err: 0, done: len, fault: 0n };
+    return { err: refused.write ? CE_ERR_DST_WRITE : CE_ERR_SRC_READ, done: 0, fault: refused.iova };
   }
 
   private fill(dst: bigint, len: number, pattern: bigint): { err: number; done: number; fault: bigint } {
     const pat = new Uint8Array(8);
     new DataView(pat.buffer).setBigUint64(0, pattern, true);
-    for (let i = 0; i < CHUNK; i += 8) this.staging.set(pat, i);
-    /* chunks start at multiples of 8, so the staged pattern stays in phase */
-    const r = this.transfer(len, (off, n) => {
-      const t = dst + BigInt(off);
-      return this.b.dmaWrite(t, this.staging.subarray(0, n)) ? { ok: true, at: 0n } : { ok: false, at: t };
-    });
-    return { err: r.ok ? 0 : CE_ERR_DST_WRITE, done: r.done, fault: r.fault };
+    const page = new Uint8Array(PAGE + 8);
+    for (let i = 0; i < page.length; i += 8) page.set(pat, i);
+    let off = 0;
+    while (off < len) {
+      /* up to the next page boundary of the destination, the pattern kept in phase */
+      const at = dst + BigInt(off);
+      const n = Math.min(len - off, PAGE - Number(at % BigInt(PAGE)));
+      if (!this.b.dmaWrite(at, page.subarray(off % 8, (off % 8) + n)))
+        return { err: CE_ERR_DST_WRITE, done: off, fault: at };
+      off += n;
+    }
+    return { err: 0, done: len, fault: 0n };
   }
 
   private halt(code: number, index: number, addr: bigint): void {

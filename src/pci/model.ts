@@ -27,6 +27,12 @@ export interface PciBus {
   dmaRead(addr: bigint, buf: Uint8Array): boolean;
   /** device-initiated write; false if the IOMMU faulted (memory untouched) */
   dmaWrite(addr: bigint, data: Uint8Array): boolean;
+  /**
+   * device-initiated copy of len bytes from bus address src to dst, both
+   * translated before anything moves: undefined when done, else the access
+   * that was refused (nothing was copied; an IOMMU fault is logged)
+   */
+  dmaCopy(src: bigint, dst: bigint, len: number): DmaRefusal | undefined;
   /** assert or deassert the INTx line */
   setIntx(level: boolean): void;
   /** signal MSI vector n (or MSI-X entry n) as programmed in config space / the MSI-X table */
@@ -35,6 +41,11 @@ export interface PciBus {
   schedule(delayNs: number, fn: () => void): { cancel(): void };
   /** the function's own config space as the hardware sees it */
   readConfig(off: number, size: 1 | 2 | 4): number;
+}
+
+export interface DmaRefusal {
+  readonly iova: bigint;
+  readonly write: boolean;
 }
 
 export interface PciDeviceModel extends PciDeviceIdentity {

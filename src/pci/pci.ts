@@ -110,7 +110,7 @@ export class PciDev extends Device {
   /** the upstream bridge (undefined: on a root bus) */
   readonly bridge: PciDev | undefined;
   /** set by the IOMMU core: how this function's DMA is translated */
-  dmaPort: Pick<PciBus, 'dmaRead' | 'dmaWrite'> | undefined;
+  dmaPort: (Pick<PciBus, 'dmaRead' | 'dmaWrite'> & Partial<Pick<PciBus, 'dmaCopy'>>) | undefined;
   /** devices directly below this bridge (bridges only) */
   readonly subordinates: PciDev[] = [];
   /** pci_save_state's copy (dev->saved_config_space and the PCIe registers) */
@@ -313,6 +313,16 @@ export class PciDev extends Device {
         this.dmaPort === undefined || !this.busMaster || this.eehState?.dmaFrozen === true
           ? false
           : this.dmaPort.dmaWrite(addr, data),
+      dmaCopy: (src, dst, len) => {
+        const port = this.dmaPort;
+        if (port === undefined || !this.busMaster || this.eehState?.dmaFrozen === true)
+          return { iova: src, write: false };
+        if (port.dmaCopy !== undefined) return port.dmaCopy(src, dst, len);
+        /* a port without a copy path: through a bounce buffer */
+        const buf = new Uint8Array(len);
+        if (!port.dmaRead(src, buf)) return { iova: src, write: false };
+        return port.dmaWrite(dst, buf) ? undefined : { iova: dst, write: true };
+      },
       setIntx: (level) => {
         if (level === this.intxLevel) return;
         this.intxLevel = level;

@@ -136,7 +136,7 @@ for (const kernel of ['4.1', '6.12'] as const) {
       assert.equal(reg32(d, CE_REG_COMPLETED), 2);
     });
 
-    test('an unmapped destination halts the engine: error, address, partial count, memory untouched', () => {
+    test('an unmapped destination halts the engine: error, address, nothing written', () => {
       const { b, d } = setup(kernel, CE_INT_ERROR);
       const { src } = buffers(b, 16384, false);
       const dst = userAlloc(b.p, 16384);
@@ -160,19 +160,42 @@ for (const kernel of ['4.1', '6.12'] as const) {
       assert.equal(reg32(d, CE_REG_INT_STATUS), CE_INT_ERROR);
       assert.deepEqual(completion(d, 0), {
         status: 0x80 | CE_ERR_DST_WRITE,
-        bytes: 8192,
+        bytes: 0,
         fault: DST + 8192n,
         tag: 0n,
       });
-      assert.deepEqual(b.p.mem.read(dst, 8192), pattern(16384, 3).subarray(0, 8192));
-      /* the refused page's memory (the next page of our buffer) was not written */
-      assert.deepEqual(b.p.mem.read(dst + 8192n, 8192), new Uint8Array(8192));
-      const f = b.host.iommu.faults.at(-1);
+      /* the transfer was refused before any byte moved: memory untouched */
+      assert.deepEqual(b.p.mem.read(dst, 16384), new Uint8Array(16384));
+      assert.equal(b.host.iommu.faults.length, 1);
+      const f = b.host.iommu.faults[0];
       assert.deepEqual([f?.iova, f?.write], [DST + 8192n, true]);
       /* the engine stays halted until reset */
       assert.equal(reg32(d, CE_REG_HEAD), 0);
       setReg32(d, CE_REG_CTRL, CE_CTRL_RESET);
       assert.deepEqual([reg32(d, CE_REG_STATUS), reg32(d, CE_REG_ERROR), reg32(d, CE_REG_HEAD)], [0, 0, 0]);
+    });
+
+    test('FILL stops at the first refused page, the pages before it written', () => {
+      const { b, d } = setup(kernel);
+      const dst = userAlloc(b.p, 16384);
+      b.iommu.domain?.map(b.p, dst, DST, 8192);
+      submit(d, {
+        opcode: CE_OP_FILL,
+        flags: CE_DESC_COMPLETION,
+        dst: DST + 4n,
+        len: 12000n,
+        pattern: 0x1111111111111111n,
+        completion: completionIova(0),
+      });
+      b.host.kernel.clock.advance(100_000);
+      assert.deepEqual(completion(d, 0), {
+        status: 0x80 | CE_ERR_DST_WRITE,
+        bytes: 8188,
+        fault: DST + 8192n,
+        tag: 0n,
+      });
+      assert.deepEqual(b.p.mem.read(dst + 4n, 8188), new Uint8Array(8188).fill(0x11));
+      assert.equal(b.host.iommu.faults.length, 1);
     });
 
     test('an unmapped source, an unmapped ring, a bad opcode, a bad length, a bad ring', () => {

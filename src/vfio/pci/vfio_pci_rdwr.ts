@@ -54,6 +54,10 @@ export function vfioPciMemoryEnabled(vdev: VfioPciDevice): boolean {
   return (((vc[PCI_COMMAND] ?? 0) | ((vc[PCI_COMMAND + 1] ?? 0) << 8)) & PCI_COMMAND_MEMORY) !== 0;
 }
 
+/* one access at a time: a bounce buffer for the user copy (nothing re-enters the driver meanwhile) */
+const scratch = new Uint8Array(8);
+const scratchView = new DataView(scratch.buffer);
+
 /*
  * do_io_rw: read or write an __iomem region with an excluded range
  * [xStart, xEnd) that reads as -1 and drops writes.
@@ -71,8 +75,8 @@ function doIoRw(
 ): number {
   const pdev = vdev.pdev;
   const q64 = vdev.profile.barRw64;
-  const tmp = new Uint8Array(8);
-  const dv = new DataView(tmp.buffer);
+  const tmp = scratch;
+  const dv = scratchView;
   let done = 0;
   while (count > 0) {
     let fillable: number;
@@ -94,11 +98,14 @@ function doIoRw(
         const v =
           size === 8
             ? dv.getBigUint64(0, true)
-            : BigInt(dv.getUint32(0, true) & (size === 4 ? 0xffffffff : size === 2 ? 0xffff : 0xff));
+            : BigInt(
+                size === 4 ? dv.getUint32(0, true) : size === 2 ? dv.getUint16(0, true) : dv.getUint8(0),
+              );
         pciBarWrite(pdev, bar, off, size, v);
       } else {
         const v = pciBarRead(pdev, bar, off, size);
-        dv.setBigUint64(0, v, true);
+        if (size === 8) dv.setBigUint64(0, v, true);
+        else dv.setUint32(0, Number(v), true);
         if (copyToUser(buf, tmp, size) !== 0) return fail(EFAULT, 'BAR read: cannot write the user buffer');
       }
       filled = size;
@@ -219,7 +226,6 @@ const vfioPciMmapOps: VmOperations = {
     if (vdev.profile.memoryEnableChecks && (vdev.pm_runtime_engaged || !vfioPciMemoryEnabled(vdev)))
       return false;
     let barOff = vma.pfnBase + offset - res.start;
-    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     let i = 0;
     while (i < buf.length) {
       const left = buf.length - i;
@@ -227,20 +233,20 @@ const vfioPciMmapOps: VmOperations = {
       if (left >= 8 && barOff % 8 === 0) size = 8;
       else if (left >= 4 && barOff % 4 === 0) size = 4;
       else if (left >= 2 && barOff % 2 === 0) size = 2;
-      if (write) {
-        const v =
-          size === 8
-            ? dv.getBigUint64(i, true)
-            : BigInt(
-                size === 4 ? dv.getUint32(i, true) : size === 2 ? dv.getUint16(i, true) : dv.getUint8(i),
-              );
-        pciBarWrite(pdev, m.bar, barOff, size, v);
+      if (size === 8) {
+        const dv = new DataView(buf.buffer, buf.byteOffset + i, 8);
+        if (write) pciBarWrite(pdev, m.bar, barOff, 8, dv.getBigUint64(0, true));
+        else dv.setBigUint64(0, pciBarRead(pdev, m.bar, barOff, 8), true);
+      } else if (write) {
+        let v = 0;
+        for (let k = size - 1; k >= 0; k--) v = v * 256 + (buf[i + k] ?? 0);
+        pciBarWrite(pdev, m.bar, barOff, size, BigInt(v));
       } else {
-        const v = pciBarRead(pdev, m.bar, barOff, size);
-        if (size === 8) dv.setBigUint64(i, v, true);
-        else if (size === 4) dv.setUint32(i, Number(v), true);
-        else if (size === 2) dv.setUint16(i, Number(v), true);
-        else dv.setUint8(i, Number(v));
+        let v = Number(pciBarRead(pdev, m.bar, barOff, size));
+        for (let k = 0; k < size; k++) {
+          buf[i + k] = v & 0xff;
+          v = Math.floor(v / 256);
+        }
       }
       i += size;
       barOff += size;
