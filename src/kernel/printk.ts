@@ -36,11 +36,12 @@ export class KernelLog {
         ? { seq: this.seq++, timeNs, level, text, pid }
         : { seq: this.seq++, timeNs, level, text, pid, reason };
     this.records.push(rec);
-    if (this.records.length > this.capacity) this.records.splice(0, this.records.length - this.capacity);
+    /* trim in batches: dropping one record per add would move the whole ring every time */
+    if (this.records.length > 2 * this.capacity) this.records = this.records.slice(-this.capacity);
   }
 
   all(): readonly LogRecord[] {
-    return this.records;
+    return this.records.length > this.capacity ? this.records.slice(-this.capacity) : this.records;
   }
 
   get lastSeq(): number {
@@ -48,12 +49,12 @@ export class KernelLog {
   }
 
   since(seq: number): LogRecord[] {
-    return this.records.filter((r) => r.seq >= seq);
+    return this.all().filter((r) => r.seq >= seq);
   }
 
   /** dmesg's text: "[    1.000000] message" */
   lines(): string[] {
-    return this.records.map((r) => `[${formatTime(r.timeNs)}] ${r.text}`);
+    return this.all().map((r) => `[${formatTime(r.timeNs)}] ${r.text}`);
   }
 }
 
