@@ -15,7 +15,13 @@ import {
   type VfioDevice,
   VfioGroup,
 } from '../src/lib/index.ts';
-import { type Syscalls, VFIO_SPAPR_TCE_IOMMU, VFIO_TYPE1_IOMMU } from '../src/uapi/index.ts';
+import {
+  type Syscalls,
+  VFIO_EEH_PE_UNFREEZE_DMA,
+  VFIO_EEH_PE_UNFREEZE_IO,
+  VFIO_SPAPR_TCE_IOMMU,
+  VFIO_TYPE1_IOMMU,
+} from '../src/uapi/index.ts';
 import { cliHostOptions, EXAMPLE_MEMLOCK, exampleHost, iommuOf, isMain } from './setup.ts';
 
 /* registers (BAR0) */
@@ -195,6 +201,9 @@ export function main(sys: Syscalls, opts: CopyEngineOptions): CopyEngineResult {
   regs.write32(CE_TAIL, n + 1);
   waitFor(failed, 'error');
   container.iovas().free(iova);
+  /* POWER froze the PE on the refused write (EEH): MMIO reads all ones until the user thaws it */
+  if (opts.iommu === 'spapr')
+    for (const op of [VFIO_EEH_PE_UNFREEZE_IO, VFIO_EEH_PE_UNFREEZE_DMA]) container.eehPeOp(op);
   const status = regs.read32(CE_STATUS);
   if (!(status & STATUS_HALTED)) throw new Error(`copy engine: status 0x${status.toString(16)}, not halted`);
   const fault = {
