@@ -6,7 +6,8 @@
  * outlives its mappings while any page is pinned, as a page does when a
  * device still holds it.
  */
-const CHUNK_BYTES = 16 << 20;
+/* large enough that one mapping is one zero-copy run; untouched memory costs nothing (calloc) */
+const CHUNK_BYTES = 1 << 30;
 /* below this a byte loop beats subarray() + set(): ioctl arguments are a few dozen bytes */
 const SMALL_COPY = 64;
 /* where physical allocations start: above the 32-bit hole, like RAM above 4 GiB */
