@@ -3,7 +3,10 @@
  * figures as ratios against a baseline measured in the same run (never
  * absolute targets in tests). Add a benchmark by adding it to BENCHES.
  */
-type Bench = { readonly name: string; readonly load: () => Promise<(report: (line: string) => void) => Promise<void>> };
+type Bench = {
+  readonly name: string;
+  readonly load: () => Promise<(report: (line: string) => void) => Promise<void>>;
+};
 
 const BENCHES: Bench[] = [
   { name: 'type1 dma tree', load: async () => (await import('./dma_tree.bench.ts')).benchDmaTree },

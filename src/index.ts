@@ -6,5 +6,5 @@
 
 export { type AddPciDeviceOptions, Host, type HostOptions } from './host/index.ts';
 export { KernelBug, KernelOops, Process, type SpawnOptions } from './kernel/index.ts';
-export * from './uapi/index.ts';
 export * from './lib/index.ts';
+export * from './uapi/index.ts';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { test } from 'node:test';
 
@@ -18,8 +18,29 @@ const ALLOWED: Record<string, readonly string[]> = {
   'vfio/iommu_type1': ['vfio', 'iommu', 'kernel', 'uapi'],
   'vfio/iommu_spapr_tce': ['vfio', 'iommu', 'kernel', 'uapi'],
   'vfio/pci': ['vfio', 'pci', 'iommu', 'kernel', 'uapi'],
-  debugfs: ['vfio', 'vfio/iommu_type1', 'vfio/iommu_spapr_tce', 'vfio/pci', 'devices', 'iommu', 'pci', 'kernel', 'uapi'],
-  host: ['vfio', 'vfio/iommu_type1', 'vfio/iommu_spapr_tce', 'vfio/pci', 'devices', 'iommu', 'pci', 'kernel', 'uapi', 'debugfs'],
+  debugfs: [
+    'vfio',
+    'vfio/iommu_type1',
+    'vfio/iommu_spapr_tce',
+    'vfio/pci',
+    'devices',
+    'iommu',
+    'pci',
+    'kernel',
+    'uapi',
+  ],
+  host: [
+    'vfio',
+    'vfio/iommu_type1',
+    'vfio/iommu_spapr_tce',
+    'vfio/pci',
+    'devices',
+    'iommu',
+    'pci',
+    'kernel',
+    'uapi',
+    'debugfs',
+  ],
   lib: ['uapi'],
   viz: ['debugfs', 'uapi'],
   cli: ['lib', 'host', 'viz', 'debugfs', 'uapi'],
@@ -54,7 +75,8 @@ test('every import respects the layer table and goes through index.ts', () => {
       if (to === from) continue;
       const allowed = ALLOWED[from] ?? [];
       if (!allowed.includes(to)) violations.push(`${relative(SRC, file)}: ${from} -> ${to} (${spec})`);
-      else if (!target.endsWith('/index.ts')) violations.push(`${relative(SRC, file)}: imports ${spec}, not ${to}/index.ts`);
+      else if (!target.endsWith('/index.ts'))
+        violations.push(`${relative(SRC, file)}: imports ${spec}, not ${to}/index.ts`);
     }
   }
   assert.deepEqual(violations, []);

@@ -4,13 +4,19 @@ import {
   makePcieportDriver,
   makePciStubDriver,
 } from '../devices/index.ts';
-import { type IommuCaps, IommuCore, type IommuGroup, type ReservedRegion, registerX86Iommu } from '../iommu/index.ts';
+import {
+  type IommuCaps,
+  IommuCore,
+  type IommuGroup,
+  type ReservedRegion,
+  registerX86Iommu,
+} from '../iommu/index.ts';
 import {
   type ArchName,
   Kernel,
   type KernelVersion,
-  kernelProfile,
   type Kthread,
+  kernelProfile,
   Process,
   reallyProbe,
   type SpawnOptions,
@@ -97,7 +103,8 @@ export class Host {
       opts.iommu?.reservedRegions ??
       (this.arch === 'x86_64' ? [{ start: 0xfee00000n, end: 0xfeefffffn, type: 'msi' }] : []);
     this.pci = new PciSubsystem(k);
-    if (this.arch === 'x86_64') registerX86Iommu(this.iommu); /* intel_iommu_init: VT-d domains and fault reporting */
+    if (this.arch === 'x86_64')
+      registerX86Iommu(this.iommu); /* intel_iommu_init: VT-d domains and fault reporting */
     this.ppc64 = this.arch === 'ppc64' ? setupPpc64(k, this.iommu, this.hostDmaHooks, opts) : undefined;
     k.inKernel(() => {
       setPciSubsystem(k, this.pci);

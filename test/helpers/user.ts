@@ -1,11 +1,11 @@
 import {
+  type FieldTable,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
   PROT_READ,
   PROT_WRITE,
   type StructLayout,
   type StructValue,
-  type FieldTable,
   type Syscalls,
 } from '../../src/uapi/index.ts';
 
@@ -19,12 +19,21 @@ export function userAlloc(p: Syscalls, size: number): bigint {
   return a;
 }
 
-export function putStruct<F extends FieldTable>(p: Syscalls, addr: bigint, layout: StructLayout<F>, v: Partial<StructValue<F>>): bigint {
+export function putStruct<F extends FieldTable>(
+  p: Syscalls,
+  addr: bigint,
+  layout: StructLayout<F>,
+  v: Partial<StructValue<F>>,
+): bigint {
   p.mem.write(addr, layout.encode(v));
   return addr;
 }
 
-export function getStruct<F extends FieldTable>(p: Syscalls, addr: bigint, layout: StructLayout<F>): StructValue<F> {
+export function getStruct<F extends FieldTable>(
+  p: Syscalls,
+  addr: bigint,
+  layout: StructLayout<F>,
+): StructValue<F> {
   return layout.decode(p.mem.read(addr, layout.size));
 }
 
