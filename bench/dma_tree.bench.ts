@@ -8,8 +8,12 @@
 // every conversion inside the tree is.
 //
 // Memory is (heapUsed + external) growth across filling the tree, divided by
-// its count, with a forced GC on both sides when run with --expose-gc;
+// its count, with forced GCs on both sides when run with --expose-gc;
 // external is where the typed-array arenas live.
+//
+// Time is reported twice, as the median over rounds of wall-clock time and
+// of process CPU time: on a shared machine the wall clock also counts the
+// time other processes held the CPU, which CPU time leaves out.
 //
 //   node --expose-gc --import tsx bench/dma_tree.bench.ts
 
@@ -44,11 +48,13 @@ function randomIova(next: () => number): bigint {
   return BigInt(page) * PAGE;
 }
 
-function gc(): void {
+// ArrayBuffer backing stores are released after the GC that finds them dead,
+// so let a previous tree's arenas actually go before reading the counters.
+async function settle(): Promise<void> {
   const g = (globalThis as { gc?: () => void }).gc;
-  if (g) {
-    g();
-    g();
+  for (let i = 0; i < 3; i++) {
+    g?.();
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
@@ -62,7 +68,14 @@ function fill(t: DmaTree, n: number, next: () => number): void {
   while (t.count < n) {
     const iova = randomIova(next);
     if (t.findOverlap(iova, PAGE) !== undefined) continue;
-    t.insert({ iova, size: PAGE, vaddr: iova + 0x7f00_0000_0000n, prot: 3, handle: handle++, vaddrInvalid: false });
+    t.insert({
+      iova,
+      size: PAGE,
+      vaddr: iova + 0x7f00_0000_0000n,
+      prot: 3,
+      handle: handle++,
+      vaddrInvalid: false,
+    });
   }
 }
 
@@ -83,12 +96,19 @@ function pairs(t: DmaTree, iovas: bigint[], vaddrs: bigint[], count: number, fro
 }
 
 interface Result {
-  nsPerPair: number;
+  wallNs: number;
+  cpuNs: number;
+  minNs: number;
   bytesPerMapping: number;
   hits: number;
 }
 
-function measure(make: () => DmaTree, n: number, seed: number): { r: Result; t: DmaTree } {
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+}
+
+async function measure(make: () => DmaTree, n: number, seed: number): Promise<{ r: Result; t: DmaTree }> {
   const next = rng(seed);
   const iovas: bigint[] = [];
   const vaddrs: bigint[] = [];
@@ -97,11 +117,11 @@ function measure(make: () => DmaTree, n: number, seed: number): { r: Result; t: 
     iovas.push(iova);
     vaddrs.push(iova + 0x7f00_0000_0000n);
   }
-  gc();
+  await settle();
   const before = memNow();
   const t = make();
   fill(t, n, next);
-  gc();
+  await settle();
   const bytesPerMapping = (memNow() - before) / n;
 
   // Size a round so it lasts ~ROUND_NS, after a warm-up that lets the JIT settle.
@@ -118,17 +138,21 @@ function measure(make: () => DmaTree, n: number, seed: number): { r: Result; t: 
     }
     batch *= 2;
   }
-  const perRound: number[] = [];
+  const wall: number[] = [];
+  const cpu: number[] = [];
   let hits = 0;
   for (let r = 0; r < ROUNDS; r++) {
+    const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     hits += pairs(t, iovas, vaddrs, batch, done);
-    perRound.push(Number(process.hrtime.bigint() - t0) / batch);
+    wall.push(Number(process.hrtime.bigint() - t0) / batch);
+    const c = process.cpuUsage(c0);
+    cpu.push(((c.user + c.system) * 1000) / batch);
     done += batch;
   }
-  perRound.sort((a, b) => a - b);
   if (t.count !== n) throw new Error(`bench: tree drifted to ${t.count} entries`);
-  return { r: { nsPerPair: perRound[ROUNDS >> 1]!, bytesPerMapping, hits }, t };
+  const r = { wallNs: median(wall), cpuNs: median(cpu), minNs: Math.min(...wall), bytesPerMapping, hits };
+  return { r, t };
 }
 
 function fmt(n: number): string {
@@ -143,33 +167,46 @@ export async function benchDmaTree(report: (line: string) => void): Promise<void
     ['btree', createDmaTree, Number.POSITIVE_INFINITY],
     ['naive', createNaiveDmaTree, NAIVE_MAX],
   ];
+  const byImpl = new Map<string, Map<number, Result>>();
   for (const [name, make, max] of impls) {
     const results = new Map<number, Result>();
+    byImpl.set(name, results);
     for (const n of SIZES) {
       if (n > max) {
-        report(`dma_tree ${name.padEnd(5)} ${fmt(n).padStart(5)} live: skipped (O(n) insert; capped at ${fmt(max)})`);
+        report(
+          `dma_tree ${name.padEnd(5)} ${fmt(n).padStart(5)} live: skipped (O(n) insert; capped at ${fmt(max)})`,
+        );
         continue;
       }
-      const { r, t } = measure(make, n, 0x5eed + n);
+      const { r, t } = await measure(make, n, 0x5eed + n);
       results.set(n, r);
       const st = dmaTreeStats(t);
       const shape = st
         ? `  height ${st.height}, ${st.leaves} leaves, arena ${(st.arenaBytes / n).toFixed(1)} B/mapping`
         : '';
       report(
-        `dma_tree ${name.padEnd(5)} ${fmt(n).padStart(5)} live: ${r.nsPerPair.toFixed(0).padStart(6)} ns/pair ` +
-          `(${((1e9 / r.nsPerPair) | 0).toLocaleString('en-US')} pairs/s), ` +
+        `dma_tree ${name.padEnd(5)} ${fmt(n).padStart(5)} live: ` +
+          `${r.wallNs.toFixed(0).padStart(6)} ns/pair wall (min ${r.minNs.toFixed(0)}), ` +
+          `${r.cpuNs.toFixed(0).padStart(6)} ns/pair cpu, ` +
           `${r.bytesPerMapping.toFixed(1)} bytes/mapping${shape}` +
           (r.hits ? `, ${r.hits} candidates overlapped` : ''),
       );
-      await new Promise((resolve) => setImmediate(resolve));
     }
     const small = results.get(SIZES[0]!);
     const big = results.get(SIZES[SIZES.length - 1]!);
     if (small && big) {
       report(
         `dma_tree ${name.padEnd(5)} ratio ${fmt(SIZES[SIZES.length - 1]!)}/${fmt(SIZES[0]!)}: ` +
-          `${(big.nsPerPair / small.nsPerPair).toFixed(2)}x`,
+          `${(big.wallNs / small.wallNs).toFixed(2)}x wall, ${(big.cpuNs / small.cpuNs).toFixed(2)}x cpu`,
+      );
+    }
+  }
+  for (const n of SIZES) {
+    const b = byImpl.get('btree')?.get(n);
+    const v = byImpl.get('naive')?.get(n);
+    if (b && v) {
+      report(
+        `dma_tree naive/btree at ${fmt(n)} live: ${(v.cpuNs / b.cpuNs).toFixed(1)}x the cpu time per pair`,
       );
     }
   }

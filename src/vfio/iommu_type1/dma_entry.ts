@@ -8,21 +8,38 @@ export interface DmaEntry {
   iova: bigint;
   size: bigint;
   vaddr: bigint;
-  prot: number;
-  handle: number;
+  prot: number; // IOMMU_READ | IOMMU_WRITE | ..., an integer in 0..2^31-1
+  handle: number; // the backend's own reference (e.g. an index into its pin table)
   vaddrInvalid: boolean;
 }
 
+// Entries go in and come out as copies: an entry a lookup returns is a
+// snapshot, changed only through update(). iova, size and vaddr are u64
+// (iova + size <= 2^64, size > 0); insert/update throw RangeError or
+// TypeError for values outside that, and lookups given an address outside
+// 0..2^64-1 treat it as the mathematical interval it names (so they find
+// nothing there) rather than throwing.
 export interface DmaTree {
   readonly count: number;
+  // Throws Error if the entry overlaps one already in the tree (callers check
+  // findOverlap first, as vfio_dma_do_map does).
   insert(e: DmaEntry): void;
+  // Removes the entry starting exactly at iova.
   remove(iova: bigint): boolean;
+  // The entry starting exactly at iova.
   get(iova: bigint): DmaEntry | undefined;
+  // The lowest entry overlapping [start, start+size); size must be > 0.
   findOverlap(start: bigint, size: bigint): DmaEntry | undefined;
+  // The entry with iova <= addr < iova+size.
   findContaining(addr: bigint): DmaEntry | undefined;
+  // The lowest entry with iova >= start.
   firstAtOrAfter(start: bigint): DmaEntry | undefined;
+  // Throws Error if no entry starts at iova or if a new size would overlap
+  // the next entry; writes nothing when it throws.
   update(iova: bigint, patch: DmaPatch): void;
+  // Ascending iova. fn must not mutate the tree (throws Error if it does).
   forEach(fn: (e: DmaEntry) => void): void;
+  // Entries overlapping [start, end), ascending; end may be 2^64.
   range(start: bigint, end: bigint): DmaEntry[];
   clear(): void;
 }

@@ -2,26 +2,35 @@
 // rb-tree of struct vfio_dma keyed by iova), as a B+tree laid out in two flat
 // Uint32Array arenas instead of one JS object per mapping.
 //
-// Why this shape, rather than the kernel's rb-tree:
-// - Memory. A JS object per mapping with three bigint fields costs ~200 bytes
-//   before any tree links; a million live mappings must stay near 50. Here an
-//   entry is 9 u32 words inside a leaf block, and a node "pointer" is a block
-//   number, so there are no per-node JS objects for the GC to trace.
-// - Speed at 1M live mappings is dominated by cache misses, not comparisons:
-//   an rb-tree costs ~20 dependent misses per lookup, the B+tree about one per
-//   level plus a few in the leaf. Internal nodes (~1/50th of the data) stay
-//   cache resident.
-// - Entries in a leaf are array-of-structs: copyWithin has ~40 ns of fixed
-//   cost per call whatever the length, so insert and remove must shift one
-//   contiguous run, not one run per field.
+// Why this shape rather than the kernel's rb-tree:
+// - Memory. A JS object per mapping with three bigint fields costs ~150-200
+//   bytes before any tree links, and the budget is 128 for a million live
+//   mappings. Here a mapping is 10 u32 words inside a leaf block and a node
+//   "pointer" is a block number, so there are no per-node JS objects for the
+//   GC to trace (~60 bytes per mapping at 1M, arena slack included).
+// - At 1M mappings the cost is cache misses, not compares: on the machine
+//   this was tuned on, every random load past ~2 MB of working set took
+//   ~180 ns. An rb-tree lookup is ~20 dependent misses; here a lookup is one
+//   internal node per level (the levels near the root stay cached) and about
+//   one round of misses in the leaf:
+//   - a leaf keeps (iova, size, payload slot) of its entries in a dense key
+//     region that is scanned linearly: the loop branch predicts well, so the
+//     CPU issues the loads of the following lines while it compares, where a
+//     binary search would wait for each probe in turn;
+//   - the rest of an entry (vaddr, prot/flags, handle) sits in an unordered
+//     payload slot of the same leaf, so insert and remove shift only the key
+//     region, and lookups that answer "no overlap" never touch payloads.
+//   One shift per insert/remove also matters because copyWithin costs ~40 ns
+//   a call whatever the length.
 // - u64 values are kept exact as (hi, lo) u32 pairs: the kernel accepts any
 //   iova/size with iova + size <= 2^64, and rounding through doubles above
 //   2^53 would silently merge distinct mappings. bigint <-> (hi, lo) goes
-//   through a BigUint64Array scratch cell, ~3x cheaper than Number(x) or
-//   BigInt(n) and allocation-free on the way in.
+//   through a BigUint64Array cell (~3x cheaper than Number(x) or BigInt(n)).
 // - A "finger" remembers the last leaf reached and the key range it covers,
-//   so the backend's findOverlap -> insert and later get -> remove on the same
-//   iova skip the descent. It is dropped on every structural change.
+//   so consecutive operations in one leaf skip the descent; it is dropped on
+//   every structural change. On top, the position found by the last search
+//   is remembered until the tree changes, so the backend's findOverlap ->
+//   insert on one iova, or get -> remove, searches once.
 // - Splitting the rightmost leaf when appending keeps it full (ascending map
 //   patterns then fill leaves ~100% instead of ~50%), and nodes are merged
 //   only below 1/4 full, so alternating map/unmap at one spot does not thrash
@@ -47,45 +56,51 @@ import {
 export type { DmaEntry, DmaPatch, DmaTree } from './dma_entry.ts';
 export { createNaiveDmaTree } from './dma_tree_naive.ts';
 
+// Imported bindings can compile to getter calls (tsx's CommonJS interop), so
+// the hot paths use local copies.
+const MAX = U64_MAX;
+const LIMIT = U64_LIMIT;
+const PMASK = PROT_MASK;
+
 const NIL = 0xffff_ffff;
 const TWO32 = 0x1_0000_0000;
 const INVALID_BIT = 0x8000_0000;
 
-// Leaf block: header, then `cap` entries of ENTRY words.
+// Leaf block: header, key region (cap entries of KS words, sorted), payload
+// region (cap slots of PS words, unordered; the two L_USED words have a bit
+// per used slot, hence cap <= 64).
 const L_COUNT = 0;
 const L_NEXT = 1; // also the free-list link of a freed leaf
 const L_PREV = 2;
-const L_HDR = 3;
-// Entry words. The key pair comes first so the binary search touches one
-// cache line per probe.
-const E_KH = 0;
-const E_KL = 1;
-const E_SH = 2;
-const E_SL = 3;
-const E_VH = 4;
-const E_VL = 5;
-const E_META = 6; // prot | (vaddrInvalid << 31)
-const E_H0 = 7; // handle, as the two words of its float64 bits
-const E_H1 = 8;
-const ENTRY = 9;
+const L_USED = 3; // and 4
+const L_KEYS = 5;
+const K_IH = 0;
+const K_IL = 1;
+const K_SH = 2;
+const K_SL = 3;
+const K_SLOT = 4;
+const KS = 5;
+const P_VH = 0;
+const P_VL = 1;
+const P_META = 2; // prot | (vaddrInvalid << 31)
+const P_H0 = 3; // handle, as the two words of its float64 bits
+const P_H1 = 4;
+const PS = 5;
 
 // Internal block: [count of children] [fan-1 separator pairs] [fan children].
 // Separator i is the lowest key of child i+1's subtree (a lower bound of it).
 const N_COUNT = 0; // also the free-list link of a freed node
 const N_SEPS = 1;
 
-// The leaf arena is the bulk of the memory; 1.5x bounds the slack at a third
-// of the live size while keeping the amortised copy cost at two per word.
+// The leaf arena is the bulk of the memory; 1.5x keeps the unused tail below
+// a third of the arena while the amortised copy cost stays at two per word.
 const GROWTH = 1.5;
 
+// 32 keys are 640 bytes of key region, ten cache lines. Of leaf capacities
+// 16..64 and fanouts 16..128, none measured clearly better than 32/64 at
+// both 1k and 1M; 32 keeps the per-leaf header and the scans short.
 export const DEFAULT_LEAF_CAPACITY = 32;
 export const DEFAULT_FANOUT = 64;
-
-// Imported bindings can compile to getter calls (tsx's CommonJS interop), so
-// the hot paths use local copies.
-const MAX = U64_MAX;
-const LIMIT = U64_LIMIT;
-const PMASK = PROT_MASK;
 
 const b64 = new BigUint64Array(1);
 const w32 = new Uint32Array(b64.buffer);
@@ -95,14 +110,14 @@ const HI = 1 - LO;
 const f64 = new Float64Array(1);
 const f64w = new Uint32Array(f64.buffer);
 
-// bigint -> (hi, lo) costs two range compares and a BigUint64Array store
-// (~50 ns together), a third of a MAP+UNMAP pair. The backend converts the
-// same values over and over: vfio_dma_do_map checks [iova, iova+size) and
-// then links an entry with that iova and size, unmap looks up and removes
-// by the iova it found, and sizes are mostly the page size. One remembered
-// value per role turns those repeats into a single === compare.
-// Results are returned in cv[CH], cv[CL]: module-level `let`s would box
-// every u32 above 2^31 into a fresh HeapNumber on each store.
+// bigint -> (hi, lo) costs two range compares and a BigUint64Array store,
+// ~50 ns, a tenth of a MAP+UNMAP pair each time. The backend converts the same
+// values over and over: vfio_dma_do_map checks [iova, iova+size) and then
+// links an entry with that iova and size, unmap finds an entry and removes it
+// by its iova, and sizes are mostly the page size. One remembered value per
+// role turns those repeats into a single === compare.
+// Results come back in cv[CH], cv[CL]: module-level `let`s would box every
+// u32 above 2^31 into a fresh HeapNumber on each store.
 const cv = new Uint32Array(6);
 const CH = 0;
 const CL = 1;
@@ -159,18 +174,17 @@ function badEntry(e: DmaEntry): never {
   throw new TypeError('dma entry: invalid');
 }
 
-// First i in [0, n) whose key >= (kh, kl), or n.
-function lowerBound(lf: Uint32Array, eb: number, n: number, kh: number, kl: number): number {
-  let a = 0;
-  let b = n;
-  while (a < b) {
-    const m = (a + b) >>> 1;
-    const p = eb + ENTRY * m;
+// First i in [0, n) whose key >= (kh, kl), or n. Linear on purpose (see the
+// top of the file). Ascending, because the hardware prefetcher follows an
+// ascending stream on into the lines the insert/remove shift then touches;
+// scanning down from the end measured slower at 1M entries.
+function lowerBound(lf: Uint32Array, kb: number, n: number, kh: number, kl: number): number {
+  let i = 0;
+  for (let p = kb; i < n; i++, p += KS) {
     const h = lf[p]!;
-    if (h < kh || (h === kh && lf[p + 1]! < kl)) a = m + 1;
-    else b = m;
+    if (h > kh || (h === kh && lf[p + 1]! >= kl)) break;
   }
-  return a;
+  return i;
 }
 
 function keyBelow(lf: Uint32Array, p: number, qh: number, ql: number): boolean {
@@ -180,8 +194,8 @@ function keyBelow(lf: Uint32Array, p: number, qh: number, ql: number): boolean {
 
 // iova + size > q, computed exactly: the end may be 2^64, i.e. (2^32, 0).
 function endsAfter(lf: Uint32Array, p: number, qh: number, ql: number): boolean {
-  let el = lf[p + E_KL]! + lf[p + E_SL]!;
-  let eh = lf[p + E_KH]! + lf[p + E_SH]!;
+  let el = lf[p + K_IL]! + lf[p + K_SL]!;
+  let eh = lf[p + K_IH]! + lf[p + K_SH]!;
   if (el >= TWO32) {
     el -= TWO32;
     eh += 1;
@@ -193,6 +207,27 @@ function big(hi: number, lo: number): bigint {
   w32[HI] = hi;
   w32[LO] = lo;
   return b64[0]!;
+}
+
+// Claims the lowest free payload slot of the leaf at b (which has one).
+function takeSlot(lf: Uint32Array, b: number): number {
+  let w = b + L_USED;
+  let used = lf[w]!;
+  let s = 0;
+  if (used === 0xffff_ffff) {
+    w++;
+    used = lf[w]!;
+    s = 32;
+  }
+  const free = ~used;
+  const bit = 31 - Math.clz32(free & -free);
+  lf[w] = used | (1 << bit);
+  return s + bit;
+}
+
+function dropSlot(lf: Uint32Array, b: number, slot: number): void {
+  const w = b + L_USED + (slot >>> 5);
+  lf[w] = lf[w]! & ~(1 << (slot & 31));
 }
 
 export interface DmaTreeStats {
@@ -207,6 +242,7 @@ class BTreeDmaTree implements DmaTree {
   private readonly cap: number;
   private readonly lmin: number;
   private readonly lmerge: number;
+  private readonly lpay: number;
   private readonly lw: number;
   private readonly fan: number;
   private readonly nmin: number;
@@ -235,6 +271,17 @@ class BTreeDmaTree implements DmaTree {
   private fUpH = TWO32;
   private fUpL = 0;
 
+  // Second result of locate(), before(), at() and splitLeafFor().
+  private oBase = 0;
+
+  // Memo of the last locate(): valid while the tree's version is unchanged.
+  // findOverlap -> insert and insert -> remove of one iova then search once.
+  private mVer = -1;
+  private mKH = 0;
+  private mKL = 0;
+  private mBase = 0;
+  private mPos = 0;
+
   // Filled by descend(): the internal node at each height and the child taken.
   private pathNode = new Uint32Array(32);
   private pathIdx = new Uint32Array(32);
@@ -244,12 +291,14 @@ class BTreeDmaTree implements DmaTree {
   private readonly sc: Uint32Array;
 
   constructor(cap: number, fan: number) {
-    if (!Number.isInteger(cap) || cap < 4 || cap > 4096) throw new RangeError(`leaf capacity ${cap}`);
-    if (!Number.isInteger(fan) || fan < 4 || fan > 4096) throw new RangeError(`fanout ${fan}`);
+    if (!Number.isInteger(cap) || cap < 4 || cap > 64)
+      throw new RangeError(`leaf capacity ${cap} not in 4..64`);
+    if (!Number.isInteger(fan) || fan < 4 || fan > 4096) throw new RangeError(`fanout ${fan} not in 4..4096`);
     this.cap = cap;
     this.lmin = Math.max(1, cap >> 2);
     this.lmerge = (3 * cap) >> 2;
-    this.lw = L_HDR + ENTRY * cap;
+    this.lpay = L_KEYS + KS * cap;
+    this.lw = this.lpay + PS * cap;
     this.fan = fan;
     this.nmin = Math.max(2, fan >> 2);
     this.nmerge = (3 * fan) >> 2;
@@ -271,11 +320,7 @@ class BTreeDmaTree implements DmaTree {
     this.nd = new Uint32Array(0);
     this.ndTop = 0;
     this.ndFree = NIL;
-    const r = this.allocLeaf();
-    const b = r * this.lw;
-    this.lf[b + L_COUNT] = 0;
-    this.lf[b + L_NEXT] = NIL;
-    this.lf[b + L_PREV] = NIL;
+    const r = this.newLeaf();
     this.root = r;
     this.head = r;
     this.height = 0;
@@ -284,32 +329,42 @@ class BTreeDmaTree implements DmaTree {
     this.version++;
   }
 
-  // Callers must re-read this.lf afterwards: the arena may have moved.
-  private allocLeaf(): number {
-    const id = this.lfFree;
+  // An empty, unlinked leaf. Callers must re-read this.lf afterwards: the
+  // arena may have moved.
+  private newLeaf(): number {
+    let id = this.lfFree;
     if (id !== NIL) {
       this.lfFree = this.lf[id * this.lw + L_NEXT]!;
-      return id;
+    } else {
+      const lw = this.lw;
+      if ((this.lfTop + 1) * lw > this.lf.length) {
+        const blocks = this.lf.length / lw;
+        const grown = new Uint32Array(Math.max(blocks + 4, Math.ceil(blocks * GROWTH)) * lw);
+        grown.set(this.lf);
+        this.lf = grown;
+      }
+      id = this.lfTop++;
     }
-    const lw = this.lw;
-    if ((this.lfTop + 1) * lw > this.lf.length) {
-      const blocks = this.lf.length / lw;
-      const grown = new Uint32Array(Math.max(blocks + 4, Math.ceil(blocks * GROWTH)) * lw);
-      grown.set(this.lf);
-      this.lf = grown;
-    }
-    return this.lfTop++;
+    const b = id * this.lw;
+    this.lf[b + L_COUNT] = 0;
+    this.lf[b + L_NEXT] = NIL;
+    this.lf[b + L_PREV] = NIL;
+    this.lf[b + L_USED] = 0;
+    this.lf[b + L_USED + 1] = 0;
+    return id;
   }
 
   private freeLeaf(id: number): void {
     const b = id * this.lw;
     this.lf[b + L_COUNT] = 0;
+    this.lf[b + L_USED] = 0;
+    this.lf[b + L_USED + 1] = 0;
     this.lf[b + L_NEXT] = this.lfFree;
     this.lfFree = id;
   }
 
   // Callers must re-read this.nd afterwards.
-  private allocNode(): number {
+  private newNode(): number {
     const id = this.ndFree;
     if (id !== NIL) {
       this.ndFree = this.nd[id * this.nw + N_COUNT]!;
@@ -344,14 +399,11 @@ class BTreeDmaTree implements DmaTree {
       const b = id * nw;
       const nc = nd[b + N_COUNT]!;
       // Number of separators <= key, i.e. the child whose range holds key.
+      // Linear for the same reason as in leaves.
       let a = 0;
-      let z = nc - 1;
-      while (a < z) {
-        const m = (a + z) >>> 1;
-        const p = b + N_SEPS + 2 * m;
+      for (let p = b + N_SEPS, z = nc - 1; a < z; a++, p += 2) {
         const sh = nd[p]!;
-        if (sh < kh || (sh === kh && nd[p + 1]! <= kl)) a = m + 1;
-        else z = m;
+        if (sh > kh || (sh === kh && nd[p + 1]! > kl)) break;
       }
       if (a > 0) {
         const p = b + N_SEPS + 2 * (a - 1);
@@ -385,34 +437,65 @@ class BTreeDmaTree implements DmaTree {
     return this.descend(kh, kl);
   }
 
-  // Word address of the entry just before position pos of leaf block `base`
-  // (possibly the last of the previous leaf), or -1.
+  // Position of the first entry >= key (kh, kl) in the leaf whose range
+  // holds the key; that leaf's base is left in oBase.
+  private locate(kh: number, kl: number): number {
+    if (this.mVer === this.version && this.mKL === kl && this.mKH === kh) {
+      this.oBase = this.mBase;
+      return this.mPos;
+    }
+    const lf = this.lf;
+    const base = this.leafFor(kh, kl) * this.lw;
+    const pos = lowerBound(lf, base + L_KEYS, lf[base + L_COUNT]!, kh, kl);
+    this.mVer = this.version;
+    this.mKH = kh;
+    this.mKL = kl;
+    this.mBase = base;
+    this.mPos = pos;
+    this.oBase = base;
+    return pos;
+  }
+
+  // Key-entry address of the entry just before position pos of the leaf at
+  // `base` (possibly the last of the previous leaf), or -1. Its leaf's base
+  // is left in oBase.
   private before(base: number, pos: number): number {
-    if (pos > 0) return base + L_HDR + ENTRY * (pos - 1);
+    if (pos > 0) {
+      this.oBase = base;
+      return base + L_KEYS + KS * (pos - 1);
+    }
     const lf = this.lf;
     const pv = lf[base + L_PREV]!;
     if (pv === NIL) return -1;
     const pb = pv * this.lw;
-    return pb + L_HDR + ENTRY * (lf[pb + L_COUNT]! - 1);
+    this.oBase = pb;
+    return pb + L_KEYS + KS * (lf[pb + L_COUNT]! - 1);
   }
 
-  // Word address of the entry at position pos of leaf block `base`, or of the
-  // first entry of the next leaf if pos is past the end, or -1.
+  // Key-entry address of the entry at position pos of the leaf at `base`, or
+  // of the first entry of the next leaf if pos is past the end, or -1. Its
+  // leaf's base is left in oBase.
   private at(base: number, pos: number): number {
     const lf = this.lf;
-    if (pos < lf[base + L_COUNT]!) return base + L_HDR + ENTRY * pos;
+    if (pos < lf[base + L_COUNT]!) {
+      this.oBase = base;
+      return base + L_KEYS + KS * pos;
+    }
     const nx = lf[base + L_NEXT]!;
-    return nx === NIL ? -1 : nx * this.lw + L_HDR;
+    if (nx === NIL) return -1;
+    this.oBase = nx * this.lw;
+    return this.oBase + L_KEYS;
   }
 
-  private entryAt(p: number): DmaEntry {
+  private entryAt(base: number, p: number): DmaEntry {
     const lf = this.lf;
-    const iova = big(lf[p + E_KH]!, lf[p + E_KL]!);
-    const size = big(lf[p + E_SH]!, lf[p + E_SL]!);
-    const vaddr = big(lf[p + E_VH]!, lf[p + E_VL]!);
-    const meta = lf[p + E_META]!;
-    f64w[0] = lf[p + E_H0]!;
-    f64w[1] = lf[p + E_H1]!;
+    const q = base + this.lpay + PS * lf[p + K_SLOT]!;
+    const iova = big(lf[p + K_IH]!, lf[p + K_IL]!);
+    const size = big(lf[p + K_SH]!, lf[p + K_SL]!);
+    const vaddr = big(lf[q + P_VH]!, lf[q + P_VL]!);
+    const meta = lf[q + P_META]!;
+    f64w[0] = lf[q + P_H0]!;
+    f64w[1] = lf[q + P_H1]!;
     return { iova, size, vaddr, prot: meta & PMASK, handle: f64[0]!, vaddrInvalid: meta >= INVALID_BIT };
   }
 
@@ -429,9 +512,6 @@ class BTreeDmaTree implements DmaTree {
     const vaddr = e.vaddr;
     if (!(vaddr >= 0n && vaddr <= MAX)) badEntry(e);
     if ((prot & PMASK) !== prot || typeof handle !== 'number' || typeof inv !== 'boolean') badEntry(e);
-    b64[0] = vaddr;
-    const vh = w32[HI]!;
-    const vl = w32[LO]!;
     let el = kl + sl;
     let eh = kh + sh;
     if (el >= TWO32) {
@@ -439,50 +519,74 @@ class BTreeDmaTree implements DmaTree {
       eh += 1;
     }
     if (eh > TWO32 || (eh === TWO32 && el !== 0)) throw endError(e.iova, e.size);
-    f64[0] = handle;
-    const h0 = f64w[0]!;
-    const h1 = f64w[1]!;
-    const meta = inv ? (prot | INVALID_BIT) >>> 0 : prot;
 
-    const leaf = this.leafFor(kh, kl);
+    let pos = this.locate(kh, kl);
+    let base = this.oBase;
     let lf = this.lf;
-    const base = leaf * this.lw;
-    const eb = base + L_HDR;
     const n = lf[base + L_COUNT]!;
-    const pos = lowerBound(lf, eb, n, kh, kl);
     const s = this.at(base, pos);
     if (s >= 0 && keyBelow(lf, s, eh, el)) throw overlapError(e.iova, e.size);
     const p = this.before(base, pos);
     if (p >= 0 && endsAfter(lf, p, kh, kl)) throw overlapError(e.iova, e.size);
 
-    let w: number;
-    if (n < this.cap) {
-      w = eb + ENTRY * pos;
-      if (pos < n) lf.copyWithin(w + ENTRY, w, eb + ENTRY * n);
-      lf[base + L_COUNT] = n + 1;
-    } else {
-      w = this.splitLeafFor(kh, kl, leaf, pos);
+    if (n === this.cap) {
+      pos = this.splitLeafFor(kh, kl, base / this.lw, pos);
+      base = this.oBase;
       lf = this.lf;
     }
-    lf[w + E_KH] = kh;
-    lf[w + E_KL] = kl;
-    lf[w + E_SH] = sh;
-    lf[w + E_SL] = sl;
-    lf[w + E_VH] = vh;
-    lf[w + E_VL] = vl;
-    lf[w + E_META] = meta;
-    lf[w + E_H0] = h0;
-    lf[w + E_H1] = h1;
+    const kb = base + L_KEYS;
+    const cnt = lf[base + L_COUNT]!;
+    const w = kb + KS * pos;
+    if (pos < cnt) lf.copyWithin(w + KS, w, kb + KS * cnt);
+    lf[base + L_COUNT] = cnt + 1;
+    const slot = takeSlot(lf, base);
+    lf[w + K_IH] = kh;
+    lf[w + K_IL] = kl;
+    lf[w + K_SH] = sh;
+    lf[w + K_SL] = sl;
+    lf[w + K_SLOT] = slot;
+    const q = base + this.lpay + PS * slot;
+    b64[0] = vaddr;
+    lf[q + P_VH] = w32[HI]!;
+    lf[q + P_VL] = w32[LO]!;
+    lf[q + P_META] = inv ? prot | INVALID_BIT : prot;
+    f64[0] = handle;
+    lf[q + P_H0] = f64w[0]!;
+    lf[q + P_H1] = f64w[1]!;
     this.n++;
-    this.version++;
+    this.mVer = ++this.version;
+    this.mBase = base;
+    this.mPos = pos;
   }
 
-  // Splits the full `leaf` and opens a hole for key (kh, kl), which belongs at
-  // position pos of it; returns the hole's word address. The caller fills it.
+  // Moves k entries from position si of the leaf at sb to position di of the
+  // leaf at db (whose key region must already have room there), carrying
+  // their payloads into free slots of the destination.
+  private transfer(sb: number, si: number, db: number, di: number, k: number): void {
+    const lf = this.lf;
+    const lpay = this.lpay;
+    for (let t = 0; t < k; t++) {
+      const sp = sb + L_KEYS + KS * (si + t);
+      const dp = db + L_KEYS + KS * (di + t);
+      const ss = lf[sp + K_SLOT]!;
+      const ds = takeSlot(lf, db);
+      dropSlot(lf, sb, ss);
+      lf[dp + K_IH] = lf[sp + K_IH]!;
+      lf[dp + K_IL] = lf[sp + K_IL]!;
+      lf[dp + K_SH] = lf[sp + K_SH]!;
+      lf[dp + K_SL] = lf[sp + K_SL]!;
+      lf[dp + K_SLOT] = ds;
+      lf.copyWithin(db + lpay + PS * ds, sb + lpay + PS * ss, sb + lpay + PS * (ss + 1));
+    }
+  }
+
+  // Splits the full `leaf`, where key (kh, kl) belongs at position pos.
+  // Returns the position it now belongs at, in the leaf whose base is left
+  // in oBase; that leaf has room.
   private splitLeafFor(kh: number, kl: number, leaf: number, pos: number): number {
     this.descend(kh, kl);
     this.fLeaf = NIL;
-    const r = this.allocLeaf();
+    const r = this.newLeaf();
     const lf = this.lf;
     const lw = this.lw;
     const cap = this.cap;
@@ -490,33 +594,30 @@ class BTreeDmaTree implements DmaTree {
     const rb = r * lw;
     const next = lf[base + L_NEXT]!;
     const m = pos === cap && next === NIL ? cap : cap >> 1;
-    lf.copyWithin(rb + L_HDR, base + L_HDR + ENTRY * m, base + L_HDR + ENTRY * cap);
+    this.transfer(base, m, rb, 0, cap - m);
     lf[base + L_COUNT] = m;
     lf[rb + L_COUNT] = cap - m;
     lf[rb + L_NEXT] = next;
     lf[rb + L_PREV] = leaf;
     lf[base + L_NEXT] = r;
     if (next !== NIL) lf[next * lw + L_PREV] = r;
-    let w: number;
+    let at: number;
     let sepH: number;
     let sepL: number;
     if (pos < m) {
-      w = base + L_HDR + ENTRY * pos;
-      lf.copyWithin(w + ENTRY, w, base + L_HDR + ENTRY * m);
-      lf[base + L_COUNT] = m + 1;
-      sepH = lf[rb + L_HDR + E_KH]!;
-      sepL = lf[rb + L_HDR + E_KL]!;
+      this.oBase = base;
+      at = pos;
+      sepH = lf[rb + L_KEYS + K_IH]!;
+      sepL = lf[rb + L_KEYS + K_IL]!;
     } else {
-      const i = pos - m;
-      w = rb + L_HDR + ENTRY * i;
-      lf.copyWithin(w + ENTRY, w, rb + L_HDR + ENTRY * (cap - m));
-      lf[rb + L_COUNT] = cap - m + 1;
-      // The new key becomes the right leaf's first when it lands at i = 0.
-      sepH = i === 0 ? kh : lf[rb + L_HDR + E_KH]!;
-      sepL = i === 0 ? kl : lf[rb + L_HDR + E_KL]!;
+      this.oBase = rb;
+      at = pos - m;
+      // The new key becomes the right leaf's first when it lands at 0.
+      sepH = at === 0 ? kh : lf[rb + L_KEYS + K_IH]!;
+      sepL = at === 0 ? kl : lf[rb + L_KEYS + K_IL]!;
     }
     this.insertInParent(1, sepH, sepL, r);
-    return w;
+    return at;
   }
 
   // Copies node `id`'s c children and c-1 separators into the scratch,
@@ -552,7 +653,7 @@ class BTreeDmaTree implements DmaTree {
   // path, with separator (sh, sl) between them; splits upwards as needed.
   private insertInParent(h: number, sh: number, sl: number, child: number): void {
     if (h > this.height) {
-      const r = this.allocNode();
+      const r = this.newNode();
       const nd = this.nd;
       const b = r * this.nw;
       nd[b + N_COUNT] = 2;
@@ -575,8 +676,7 @@ class BTreeDmaTree implements DmaTree {
     const node = this.pathNode[h]!;
     const idx = this.pathIdx[h]!;
     const nd = this.nd;
-    const nw = this.nw;
-    const b = node * nw;
+    const b = node * this.nw;
     const c = nd[b + N_COUNT]!;
     if (c < this.fan) {
       const sp = b + N_SEPS + 2 * idx;
@@ -603,7 +703,7 @@ class BTreeDmaTree implements DmaTree {
     sc[idx + 1] = child;
     const total = c + 1;
     const keep = total >> 1;
-    const r = this.allocNode();
+    const r = this.newNode();
     this.scatter(node, 0, keep);
     this.scatter(r, keep, total - keep);
     this.insertInParent(h + 1, sk[2 * (keep - 1)]!, sk[2 * (keep - 1) + 1]!, r);
@@ -613,16 +713,16 @@ class BTreeDmaTree implements DmaTree {
     if (!addrOk(iova)) return false;
     const kh = cv[CH]!;
     const kl = cv[CL]!;
-    const leaf = this.leafFor(kh, kl);
+    const pos = this.locate(kh, kl);
+    const base = this.oBase;
     const lf = this.lf;
-    const base = leaf * this.lw;
-    const eb = base + L_HDR;
+    const kb = base + L_KEYS;
     const n = lf[base + L_COUNT]!;
-    const pos = lowerBound(lf, eb, n, kh, kl);
     if (pos === n) return false;
-    const w = eb + ENTRY * pos;
-    if (lf[w + E_KH] !== kh || lf[w + E_KL] !== kl) return false;
-    if (pos + 1 < n) lf.copyWithin(w, w + ENTRY, eb + ENTRY * n);
+    const w = kb + KS * pos;
+    if (lf[w + K_IH] !== kh || lf[w + K_IL] !== kl) return false;
+    dropSlot(lf, base, lf[w + K_SLOT]!);
+    if (pos + 1 < n) lf.copyWithin(w, w + KS, kb + KS * n);
     lf[base + L_COUNT] = n - 1;
     this.n--;
     this.version++;
@@ -657,10 +757,9 @@ class BTreeDmaTree implements DmaTree {
     const rb = right * lw;
     const nl = lf[lb + L_COUNT]!;
     const nr = lf[rb + L_COUNT]!;
-    const le = lb + L_HDR;
-    const re = rb + L_HDR;
+    const rk = rb + L_KEYS;
     if (nl + nr <= this.lmerge) {
-      lf.copyWithin(le + ENTRY * nl, re, re + ENTRY * nr);
+      this.transfer(rb, 0, lb, nl, nr);
       lf[lb + L_COUNT] = nl + nr;
       const nx = lf[rb + L_NEXT]!;
       lf[lb + L_NEXT] = nx;
@@ -673,17 +772,17 @@ class BTreeDmaTree implements DmaTree {
     const keep = total >> 1;
     if (nl > keep) {
       const k = nl - keep;
-      lf.copyWithin(re + ENTRY * k, re, re + ENTRY * nr);
-      lf.copyWithin(re, le + ENTRY * keep, le + ENTRY * nl);
+      lf.copyWithin(rk + KS * k, rk, rk + KS * nr);
+      this.transfer(lb, keep, rb, 0, k);
     } else {
       const k = keep - nl;
-      lf.copyWithin(le + ENTRY * nl, re, re + ENTRY * k);
-      lf.copyWithin(re, re + ENTRY * k, re + ENTRY * nr);
+      this.transfer(rb, 0, lb, nl, k);
+      lf.copyWithin(rk, rk + KS * k, rk + KS * nr);
     }
     lf[lb + L_COUNT] = keep;
     lf[rb + L_COUNT] = total - keep;
-    nd[pb + N_SEPS + 2 * sep] = lf[re + E_KH]!;
-    nd[pb + N_SEPS + 2 * sep + 1] = lf[re + E_KL]!;
+    nd[pb + N_SEPS + 2 * sep] = lf[rk + K_IH]!;
+    nd[pb + N_SEPS + 2 * sep + 1] = lf[rk + K_IL]!;
   }
 
   // Drops separator `sep` and child sep+1 from the node at height h of the
@@ -747,13 +846,12 @@ class BTreeDmaTree implements DmaTree {
     if (!addrOk(iova)) return undefined;
     const kh = cv[CH]!;
     const kl = cv[CL]!;
+    const pos = this.locate(kh, kl);
+    const base = this.oBase;
     const lf = this.lf;
-    const base = this.leafFor(kh, kl) * this.lw;
-    const n = lf[base + L_COUNT]!;
-    const pos = lowerBound(lf, base + L_HDR, n, kh, kl);
-    if (pos === n) return undefined;
-    const w = base + L_HDR + ENTRY * pos;
-    return lf[w + E_KH] === kh && lf[w + E_KL] === kl ? this.entryAt(w) : undefined;
+    if (pos === lf[base + L_COUNT]) return undefined;
+    const w = base + L_KEYS + KS * pos;
+    return lf[w + K_IH] === kh && lf[w + K_IL] === kl ? this.entryAt(base, w) : undefined;
   }
 
   findOverlap(start: bigint, size: bigint): DmaEntry | undefined {
@@ -790,15 +888,15 @@ class BTreeDmaTree implements DmaTree {
         el = w32[LO]!;
       }
     }
+    const pos = this.locate(sh, sl);
+    const base = this.oBase;
     const lf = this.lf;
-    const base = this.leafFor(sh, sl) * this.lw;
-    const pos = lowerBound(lf, base + L_HDR, lf[base + L_COUNT]!, sh, sl);
     // Mappings do not overlap, so only the predecessor can reach over start,
     // and if it does it is the lowest overlapping one.
     const p = this.before(base, pos);
-    if (p >= 0 && endsAfter(lf, p, sh, sl)) return this.entryAt(p);
+    if (p >= 0 && endsAfter(lf, p, sh, sl)) return this.entryAt(this.oBase, p);
     const s = this.at(base, pos);
-    if (s >= 0 && keyBelow(lf, s, eh, el)) return this.entryAt(s);
+    if (s >= 0 && keyBelow(lf, s, eh, el)) return this.entryAt(this.oBase, s);
     return undefined;
   }
 
@@ -806,48 +904,44 @@ class BTreeDmaTree implements DmaTree {
     if (!addrOk(addr)) return undefined;
     const kh = cv[CH]!;
     const kl = cv[CL]!;
+    const pos = this.locate(kh, kl);
+    const base = this.oBase;
     const lf = this.lf;
-    const base = this.leafFor(kh, kl) * this.lw;
-    const n = lf[base + L_COUNT]!;
-    const pos = lowerBound(lf, base + L_HDR, n, kh, kl);
-    if (pos < n) {
-      const w = base + L_HDR + ENTRY * pos;
-      if (lf[w + E_KH] === kh && lf[w + E_KL] === kl) return this.entryAt(w);
+    if (pos < lf[base + L_COUNT]!) {
+      const w = base + L_KEYS + KS * pos;
+      if (lf[w + K_IH] === kh && lf[w + K_IL] === kl) return this.entryAt(base, w);
     }
     const p = this.before(base, pos);
-    return p >= 0 && endsAfter(lf, p, kh, kl) ? this.entryAt(p) : undefined;
+    return p >= 0 && endsAfter(lf, p, kh, kl) ? this.entryAt(this.oBase, p) : undefined;
   }
 
   firstAtOrAfter(start: bigint): DmaEntry | undefined {
-    const s = start < 0n ? 0n : start;
-    if (!addrOk(s)) return undefined;
+    if (!addrOk(start < 0n ? 0n : start)) return undefined;
     const kh = cv[CH]!;
     const kl = cv[CL]!;
     const lf = this.lf;
     const base = this.leafFor(kh, kl) * this.lw;
-    const w = this.at(base, lowerBound(lf, base + L_HDR, lf[base + L_COUNT]!, kh, kl));
-    return w >= 0 ? this.entryAt(w) : undefined;
+    const w = this.at(base, lowerBound(lf, base + L_KEYS, lf[base + L_COUNT]!, kh, kl));
+    return w >= 0 ? this.entryAt(this.oBase, w) : undefined;
   }
 
   update(iova: bigint, patch: DmaPatch): void {
     if (!addrOk(iova)) throw missingError(iova);
     const kh = cv[CH]!;
     const kl = cv[CL]!;
+    const pos = this.locate(kh, kl);
+    const base = this.oBase;
     const lf = this.lf;
-    const base = this.leafFor(kh, kl) * this.lw;
-    const n = lf[base + L_COUNT]!;
-    const pos = lowerBound(lf, base + L_HDR, n, kh, kl);
-    const w = base + L_HDR + ENTRY * pos;
-    if (pos === n || lf[w + E_KH] !== kh || lf[w + E_KL] !== kl) throw missingError(iova);
+    const w = base + L_KEYS + KS * pos;
+    if (pos === lf[base + L_COUNT] || lf[w + K_IH] !== kh || lf[w + K_IL] !== kl) throw missingError(iova);
     checkPatchFields(patch);
     const { vaddr, size, prot, handle, vaddrInvalid } = patch;
-    // Validate everything before writing anything, so a throw leaves the entry as it was.
-    let zh = lf[w + E_SH]!;
-    let zl = lf[w + E_SL]!;
+    // Everything is checked before anything is written, so a throw leaves
+    // the entry as it was.
     if (size !== undefined) {
       sizeOk(size);
-      zh = cv[CH]!;
-      zl = cv[CL]!;
+      const zh = cv[CH]!;
+      const zl = cv[CL]!;
       let el = kl + zl;
       let eh = kh + zh;
       if (el >= TWO32) {
@@ -857,24 +951,25 @@ class BTreeDmaTree implements DmaTree {
       if (eh > TWO32 || (eh === TWO32 && el !== 0)) throw endError(iova, size);
       const s = this.at(base, pos + 1);
       if (s >= 0 && keyBelow(lf, s, eh, el)) throw overlapError(iova, size);
+      lf[w + K_SH] = zh;
+      lf[w + K_SL] = zl;
     }
-    lf[w + E_SH] = zh;
-    lf[w + E_SL] = zl;
+    const q = base + this.lpay + PS * lf[w + K_SLOT]!;
     if (vaddr !== undefined) {
       b64[0] = vaddr;
-      lf[w + E_VH] = w32[HI]!;
-      lf[w + E_VL] = w32[LO]!;
+      lf[q + P_VH] = w32[HI]!;
+      lf[q + P_VL] = w32[LO]!;
     }
     if (prot !== undefined || vaddrInvalid !== undefined) {
-      const m = lf[w + E_META]!;
+      const m = lf[q + P_META]!;
       const pr = prot ?? m & PMASK;
       const inv = vaddrInvalid ?? m >= INVALID_BIT;
-      lf[w + E_META] = inv ? (pr | INVALID_BIT) >>> 0 : pr;
+      lf[q + P_META] = inv ? pr | INVALID_BIT : pr;
     }
     if (handle !== undefined) {
       f64[0] = handle;
-      lf[w + E_H0] = f64w[0]!;
-      lf[w + E_H1] = f64w[1]!;
+      lf[q + P_H0] = f64w[0]!;
+      lf[q + P_H1] = f64w[1]!;
     }
     this.version++;
   }
@@ -885,7 +980,7 @@ class BTreeDmaTree implements DmaTree {
       const b = leaf * this.lw;
       const n = this.lf[b + L_COUNT]!;
       for (let i = 0; i < n; i++) {
-        fn(this.entryAt(b + L_HDR + ENTRY * i));
+        fn(this.entryAt(b, b + L_KEYS + KS * i));
         if (this.version !== v) throw mutationError();
       }
       leaf = this.lf[b + L_NEXT]!;
@@ -895,8 +990,9 @@ class BTreeDmaTree implements DmaTree {
   range(start: bigint, end: bigint): DmaEntry[] {
     const out: DmaEntry[] = [];
     if (!(end > start) || end <= 0n) return out;
-    const s = start < 0n ? 0n : start;
-    if (s > MAX) return out;
+    if (!addrOk(start < 0n ? 0n : start)) return out;
+    const sh = cv[CH]!;
+    const sl = cv[CL]!;
     let eh = TWO32;
     let el = 0;
     if (end < LIMIT) {
@@ -904,23 +1000,20 @@ class BTreeDmaTree implements DmaTree {
       eh = w32[HI]!;
       el = w32[LO]!;
     }
-    b64[0] = s;
-    const sh = w32[HI]!;
-    const sl = w32[LO]!;
     const lf = this.lf;
     const lw = this.lw;
     let leaf = this.leafFor(sh, sl);
-    let i = lowerBound(lf, leaf * lw + L_HDR, lf[leaf * lw + L_COUNT]!, sh, sl);
-    // The predecessor starts below s < end, so it is in iff it reaches s.
+    let i = lowerBound(lf, leaf * lw + L_KEYS, lf[leaf * lw + L_COUNT]!, sh, sl);
+    // The predecessor starts below start < end, so it is in iff it reaches start.
     const p = this.before(leaf * lw, i);
-    if (p >= 0 && endsAfter(lf, p, sh, sl)) out.push(this.entryAt(p));
+    if (p >= 0 && endsAfter(lf, p, sh, sl)) out.push(this.entryAt(this.oBase, p));
     for (;;) {
       const b = leaf * lw;
       const n = lf[b + L_COUNT]!;
       for (; i < n; i++) {
-        const w = b + L_HDR + ENTRY * i;
+        const w = b + L_KEYS + KS * i;
         if (!keyBelow(lf, w, eh, el)) return out;
-        out.push(this.entryAt(w));
+        out.push(this.entryAt(b, w));
       }
       leaf = lf[b + L_NEXT]!;
       if (leaf === NIL) return out;
@@ -972,17 +1065,24 @@ class BTreeDmaTree implements DmaTree {
         const n = lf[b + L_COUNT]!;
         if (n > this.cap) fail(`leaf ${id} holds ${n} > ${this.cap}`);
         if (!isRoot && n < (rightmost ? 1 : this.lmin)) fail(`leaf ${id} holds ${n} entries`);
+        const slots = [0, 0];
         for (let i = 0; i < n; i++) {
-          const w = b + L_HDR + ENTRY * i;
-          const k = key(lf[w + E_KH]!, lf[w + E_KL]!);
-          const z = key(lf[w + E_SH]!, lf[w + E_SL]!);
+          const w = b + L_KEYS + KS * i;
+          const k = key(lf[w + K_IH]!, lf[w + K_IL]!);
+          const z = key(lf[w + K_SH]!, lf[w + K_SL]!);
           if (k < lo || k >= hi) fail(`key ${k} outside its leaf range [${lo}, ${hi})`);
           if (k <= prevKey) fail(`keys not ascending at ${k}`);
           if (k < prevEnd) fail(`entry at ${k} overlaps the previous one`);
           if (z === 0n || k + z > LIMIT) fail(`entry at ${k} has size ${z}`);
+          const slot = lf[w + K_SLOT]!;
+          const bit = 1 << (slot & 31);
+          if (slot >= this.cap || slots[slot >>> 5]! & bit)
+            fail(`entry at ${k} has bad payload slot ${slot}`);
+          slots[slot >>> 5] = (slots[slot >>> 5]! | bit) >>> 0;
           prevKey = k;
           prevEnd = k + z;
         }
+        if (slots[0] !== lf[b + L_USED] || slots[1] !== lf[b + L_USED + 1]) fail(`leaf ${id} slot mask`);
         entries += n;
         leaves.push(id);
         return;
