@@ -79,7 +79,7 @@ import {
 import type { VfioIommuDriverOps } from '../index.ts';
 import { vfioSpaprIommuEehIoctl } from './eeh.ts';
 import { spaprTceProfile } from './profile.ts';
-import { copyStructFromUser, copyStructToUser } from './uaccess.ts';
+import { copyIoctlArg, copyStructToUser } from './uaccess.ts';
 
 /*
  * drivers/vfio/vfio_iommu_spapr_tce.c as of 6.12: the container holds
@@ -562,10 +562,8 @@ function getInfo(c: TceContainerV612, arg: bigint): number {
   const tg = tableGroupOf(first);
   if (tg === undefined) return fail(ENXIO, 'VFIO_IOMMU_SPAPR_TCE_GET_INFO: the group has no table group');
   let minsz = vfio_iommu_spapr_tce_info.offsetofend('dma32_window_size');
-  const info = copyStructFromUser(vfio_iommu_spapr_tce_info, arg, minsz);
-  if (info === undefined) return -EFAULT;
-  if (info.argsz < minsz)
-    return fail(EINVAL, `VFIO_IOMMU_SPAPR_TCE_GET_INFO: argsz ${info.argsz} < ${minsz}`);
+  const info = copyIoctlArg('VFIO_IOMMU_SPAPR_TCE_GET_INFO', vfio_iommu_spapr_tce_info, arg, minsz);
+  if (typeof info === 'number') return info;
   const out = {
     argsz: info.argsz,
     flags: 0,
@@ -587,6 +585,27 @@ function getInfo(c: TceContainerV612, arg: bigint): number {
   return 0;
 }
 
+/** MAP/UNMAP: create the default window if it is pending, then the window holding iova (-ENXIO if none) */
+function windowFor(c: TceContainerV612, ioctl: string, iova: bigint): IommuTable | number {
+  const ret = tceIommuCreateDefaultWindow(c);
+  if (ret !== 0) return ret;
+  const found = tceIommuFindTable(c, iova);
+  if (found === undefined) return fail(ENXIO, `${ioctl}: no DMA window holds iova 0x${iova.toString(16)}`);
+  return found.tbl;
+}
+
+/**
+ * iommu_tce_{put,clear}_param_check failed: the 6.x macro evaluates to 1,
+ * which the profile either returns as is or reads as -EINVAL.
+ */
+function paramCheckFailed(ioctl: string, iova: bigint, ret: number): number {
+  currentKernel().logReason(
+    EINVAL,
+    `${ioctl}: iova 0x${iova.toString(16)} is not IOMMU-page aligned (the check macro evaluates to 1)`,
+  );
+  return prof().paramCheckFailure === 'one' ? ret : -EINVAL;
+}
+
 function mapDma(c: TceContainerV612, arg: bigint): number {
   if (prof().mapRequiresEnable && !c.enabled)
     return fail(
@@ -594,17 +613,16 @@ function mapDma(c: TceContainerV612, arg: bigint): number {
       `VFIO_IOMMU_MAP_DMA: the container is not enabled (${c.v2 ? 'REGISTER_MEMORY' : 'VFIO_IOMMU_ENABLE'} first)`,
     );
   const minsz = vfio_iommu_type1_dma_map.offsetofend('size');
-  const param = copyStructFromUser(vfio_iommu_type1_dma_map, arg, minsz);
-  if (param === undefined) return -EFAULT;
-  if (param.argsz < minsz) return fail(EINVAL, `VFIO_IOMMU_MAP_DMA: argsz ${param.argsz} < ${minsz}`);
-  if (param.flags & ~(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE))
-    return fail(EINVAL, `VFIO_IOMMU_MAP_DMA: unknown flags 0x${param.flags.toString(16)}`);
-  let ret = tceIommuCreateDefaultWindow(c);
-  if (ret !== 0) return ret;
-  const found = tceIommuFindTable(c, param.iova);
-  if (found === undefined)
-    return fail(ENXIO, `VFIO_IOMMU_MAP_DMA: no DMA window holds iova 0x${param.iova.toString(16)}`);
-  const tbl = found.tbl;
+  const param = copyIoctlArg(
+    'VFIO_IOMMU_MAP_DMA',
+    vfio_iommu_type1_dma_map,
+    arg,
+    minsz,
+    VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+  );
+  if (typeof param === 'number') return param;
+  const tbl = windowFor(c, 'VFIO_IOMMU_MAP_DMA', param.iova);
+  if (typeof tbl === 'number') return tbl;
   const pmask = BigInt(tbl.pageSize) - 1n;
   if ((param.size & pmask) !== 0n || (param.vaddr & pmask) !== 0n)
     return fail(
@@ -617,14 +635,8 @@ function mapDma(c: TceContainerV612, arg: bigint): number {
     direction = param.flags & VFIO_DMA_MAP_FLAG_WRITE ? DMA_BIDIRECTIONAL : DMA_TO_DEVICE;
   else if (param.flags & VFIO_DMA_MAP_FLAG_WRITE) direction = DMA_FROM_DEVICE;
   else return fail(EINVAL, 'VFIO_IOMMU_MAP_DMA: neither READ nor WRITE requested');
-  ret = iommuTcePutParamCheck6(tbl, param.iova, param.vaddr);
-  if (ret !== 0) {
-    currentKernel().logReason(
-      EINVAL,
-      `VFIO_IOMMU_MAP_DMA: iova 0x${param.iova.toString(16)} is not IOMMU-page aligned (the check macro evaluates to 1)`,
-    );
-    return prof().paramCheckFailure === 'one' ? ret : -EINVAL;
-  }
+  let ret = iommuTcePutParamCheck6(tbl, param.iova, param.vaddr);
+  if (ret !== 0) return paramCheckFailed('VFIO_IOMMU_MAP_DMA', param.iova, ret);
   const entry = Number(param.iova >> BigInt(tbl.it_page_shift));
   const pages = Number(param.size >> BigInt(tbl.it_page_shift));
   const vaddr = Number(param.vaddr);
@@ -639,29 +651,16 @@ function unmapDma(c: TceContainerV612, arg: bigint): number {
   if (prof().mapRequiresEnable && !c.enabled)
     return fail(EPERM, 'VFIO_IOMMU_UNMAP_DMA: the container is not enabled');
   const minsz = vfio_iommu_type1_dma_unmap.offsetofend('size');
-  const param = copyStructFromUser(vfio_iommu_type1_dma_unmap, arg, minsz);
-  if (param === undefined) return -EFAULT;
-  if (param.argsz < minsz) return fail(EINVAL, `VFIO_IOMMU_UNMAP_DMA: argsz ${param.argsz} < ${minsz}`);
   /* No flag is supported now */
-  if (param.flags !== 0)
-    return fail(EINVAL, `VFIO_IOMMU_UNMAP_DMA: flags 0x${param.flags.toString(16)} (none is supported)`);
-  let ret = tceIommuCreateDefaultWindow(c);
-  if (ret !== 0) return ret;
-  const found = tceIommuFindTable(c, param.iova);
-  if (found === undefined)
-    return fail(ENXIO, `VFIO_IOMMU_UNMAP_DMA: no DMA window holds iova 0x${param.iova.toString(16)}`);
-  const tbl = found.tbl;
+  const param = copyIoctlArg('VFIO_IOMMU_UNMAP_DMA', vfio_iommu_type1_dma_unmap, arg, minsz, 0);
+  if (typeof param === 'number') return param;
+  const tbl = windowFor(c, 'VFIO_IOMMU_UNMAP_DMA', param.iova);
+  if (typeof tbl === 'number') return tbl;
   if ((param.size & (BigInt(tbl.pageSize) - 1n)) !== 0n)
     return fail(EINVAL, `VFIO_IOMMU_UNMAP_DMA: size is not aligned to the ${tbl.pageSize}-byte IOMMU page`);
   const npages = param.size >> BigInt(tbl.it_page_shift);
-  ret = iommuTceClearParamCheck6(tbl, param.iova, 0n, Number(npages));
-  if (ret !== 0) {
-    currentKernel().logReason(
-      EINVAL,
-      `VFIO_IOMMU_UNMAP_DMA: iova 0x${param.iova.toString(16)} is not IOMMU-page aligned (the check macro evaluates to 1)`,
-    );
-    return prof().paramCheckFailure === 'one' ? ret : -EINVAL;
-  }
+  let ret = iommuTceClearParamCheck6(tbl, param.iova, 0n, Number(npages));
+  if (ret !== 0) return paramCheckFailed('VFIO_IOMMU_UNMAP_DMA', param.iova, ret);
   /* only the first page was checked: the clear stops at the end of the table */
   const entry = Number(param.iova >> BigInt(tbl.it_page_shift));
   const pages = Math.min(Number(npages), tbl.it_offset + tbl.it_size - entry);
@@ -674,16 +673,15 @@ function registerMemory(c: TceContainerV612, arg: bigint): number {
   const minsz = vfio_iommu_spapr_register_memory.offsetofend('size');
   let ret = tceIommuMmSet(c);
   if (ret !== 0) return ret;
-  const param = copyStructFromUser(vfio_iommu_spapr_register_memory, arg, minsz);
-  if (param === undefined) return -EFAULT;
-  if (param.argsz < minsz)
-    return fail(EINVAL, `VFIO_IOMMU_SPAPR_REGISTER_MEMORY: argsz ${param.argsz} < ${minsz}`);
   /* No flag is supported now */
-  if (param.flags !== 0)
-    return fail(
-      EINVAL,
-      `VFIO_IOMMU_SPAPR_REGISTER_MEMORY: flags 0x${param.flags.toString(16)} (none is supported)`,
-    );
+  const param = copyIoctlArg(
+    'VFIO_IOMMU_SPAPR_REGISTER_MEMORY',
+    vfio_iommu_spapr_register_memory,
+    arg,
+    minsz,
+    0,
+  );
+  if (typeof param === 'number') return param;
   c.lock.lock();
   ret = tceIommuRegisterPages(c, param.vaddr, param.size);
   c.lock.unlock();
@@ -693,15 +691,14 @@ function registerMemory(c: TceContainerV612, arg: bigint): number {
 function unregisterMemory(c: TceContainerV612, arg: bigint): number {
   if (c.mm === null) return fail(EPERM, 'VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY: nothing was registered (no mm)');
   const minsz = vfio_iommu_spapr_register_memory.offsetofend('size');
-  const param = copyStructFromUser(vfio_iommu_spapr_register_memory, arg, minsz);
-  if (param === undefined) return -EFAULT;
-  if (param.argsz < minsz)
-    return fail(EINVAL, `VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY: argsz ${param.argsz} < ${minsz}`);
-  if (param.flags !== 0)
-    return fail(
-      EINVAL,
-      `VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY: flags 0x${param.flags.toString(16)} (none is supported)`,
-    );
+  const param = copyIoctlArg(
+    'VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY',
+    vfio_iommu_spapr_register_memory,
+    arg,
+    minsz,
+    0,
+  );
+  if (typeof param === 'number') return param;
   c.lock.lock();
   const ret = tceIommuUnregisterPages(c, param.vaddr, param.size);
   c.lock.unlock();
@@ -713,15 +710,8 @@ function tceCreate(c: TceContainerV612, arg: bigint): number {
   if (ret !== 0) return ret;
   if (!groupsAttached(c)) return fail(ENXIO, 'VFIO_IOMMU_SPAPR_TCE_CREATE: no group is attached');
   const minsz = vfio_iommu_spapr_tce_create.offsetofend('start_addr');
-  const create = copyStructFromUser(vfio_iommu_spapr_tce_create, arg, minsz);
-  if (create === undefined) return -EFAULT;
-  if (create.argsz < minsz)
-    return fail(EINVAL, `VFIO_IOMMU_SPAPR_TCE_CREATE: argsz ${create.argsz} < ${minsz}`);
-  if (create.flags !== 0)
-    return fail(
-      EINVAL,
-      `VFIO_IOMMU_SPAPR_TCE_CREATE: flags 0x${create.flags.toString(16)} (none is supported)`,
-    );
+  const create = copyIoctlArg('VFIO_IOMMU_SPAPR_TCE_CREATE', vfio_iommu_spapr_tce_create, arg, minsz, 0);
+  if (typeof create === 'number') return create;
   c.lock.lock();
   ret = tceIommuCreateDefaultWindow(c);
   let start = 0n;
@@ -744,15 +734,8 @@ function tceRemove(c: TceContainerV612, arg: bigint): number {
   if (ret !== 0) return ret;
   if (!groupsAttached(c)) return fail(ENXIO, 'VFIO_IOMMU_SPAPR_TCE_REMOVE: no group is attached');
   const minsz = vfio_iommu_spapr_tce_remove.offsetofend('start_addr');
-  const remove = copyStructFromUser(vfio_iommu_spapr_tce_remove, arg, minsz);
-  if (remove === undefined) return -EFAULT;
-  if (remove.argsz < minsz)
-    return fail(EINVAL, `VFIO_IOMMU_SPAPR_TCE_REMOVE: argsz ${remove.argsz} < ${minsz}`);
-  if (remove.flags !== 0)
-    return fail(
-      EINVAL,
-      `VFIO_IOMMU_SPAPR_TCE_REMOVE: flags 0x${remove.flags.toString(16)} (none is supported)`,
-    );
+  const remove = copyIoctlArg('VFIO_IOMMU_SPAPR_TCE_REMOVE', vfio_iommu_spapr_tce_remove, arg, minsz, 0);
+  if (typeof remove === 'number') return remove;
   if (c.def_window_pending && remove.start_addr === 0n) {
     c.def_window_pending = false;
     return 0;
