@@ -57,8 +57,16 @@ import {
 } from '../../uapi/index.ts';
 import type { VfioIommuDriverOps } from '../index.ts';
 import { vfioSpaprIommuEehIoctl } from './eeh.ts';
-import { spaprTceProfile } from './profile.ts';
-import { copyStructFromUser, copyStructToUser } from './uaccess.ts';
+import {
+  checkMapAlignment,
+  checkUnmapSize,
+  fmtBuildArgs,
+  fmtClearArgs,
+  prErrBuildFailed,
+  prof,
+  tcePageIsContained,
+} from './tce_common.ts';
+import { copyIoctlArg, copyStructToUser } from './uaccess.ts';
 
 /*
  * drivers/vfio/vfio_iommu_spapr_tce.c as the seed walks it (v3.19-v4.1):
@@ -79,15 +87,6 @@ export class TceContainerV41 {
       tables: this.tbl === undefined ? [] : [this.tbl.debugSnapshot()],
     };
   }
-}
-
-function prof(): ReturnType<typeof spaprTceProfile> {
-  return spaprTceProfile(currentKernel().version);
-}
-
-/** tce_page_is_contained: the TCE page must not be bigger than the page it points into (no huge pages here) */
-function tcePageIsContained(pageShift: number): boolean {
-  return currentKernel().pageShift >= pageShift;
 }
 
 /** the pages ENABLE charges: (it_size << it_page_shift) >> PAGE_SHIFT */
@@ -168,7 +167,7 @@ export const tceIommuClear = traced(
     }
     return 0;
   },
-  (_c, _t, entry, pages) => `entry=0x${entry.toString(16)} pages=${pages}`,
+  fmtClearArgs,
 );
 
 /**
@@ -204,9 +203,7 @@ export const tceIommuBuild = traced(
       ret = iommuTceBuild(tbl, entry + i, hva, direction);
       if (ret !== 0) {
         putPage(page, false);
-        pr_err(
-          `iommu_tce: tce_iommu_build failed ioba=${(entry * iopsize).toString(16)}, tce=${tce.toString(16)}, ret=${ret}`,
-        );
+        prErrBuildFailed('tce_iommu_build', entry, iopsize, tce, ret);
         break;
       }
       tce += iopsize;
@@ -214,7 +211,7 @@ export const tceIommuBuild = traced(
     if (ret !== 0) tceIommuClear(container, tbl, entry, i);
     return ret;
   },
-  (_c, _t, entry, tce, pages) => `entry=0x${entry.toString(16)} tce=0x${tce.toString(16)} pages=${pages}`,
+  fmtBuildArgs,
 );
 
 function getInfo(container: TceContainerV41, arg: bigint): number {
@@ -222,10 +219,8 @@ function getInfo(container: TceContainerV41, arg: bigint): number {
   if (WARN_ON(tbl === undefined, 'VFIO_IOMMU_SPAPR_TCE_GET_INFO without a table') || tbl === undefined)
     return fail(ENXIO, 'VFIO_IOMMU_SPAPR_TCE_GET_INFO: no group is attached');
   const minsz = vfio_iommu_spapr_tce_info.offsetofend('dma32_window_size');
-  const info = copyStructFromUser(vfio_iommu_spapr_tce_info, arg, minsz);
-  if (info === undefined) return -EFAULT;
-  if (info.argsz < minsz)
-    return fail(EINVAL, `VFIO_IOMMU_SPAPR_TCE_GET_INFO: argsz ${info.argsz} < ${minsz}`);
+  const info = copyIoctlArg('VFIO_IOMMU_SPAPR_TCE_GET_INFO', vfio_iommu_spapr_tce_info, arg, minsz);
+  if (typeof info === 'number') return info;
   const out = {
     argsz: info.argsz,
     flags: 0,
@@ -242,17 +237,16 @@ function mapDma(container: TceContainerV41, arg: bigint): number {
   if (tbl === undefined) return fail(ENXIO, 'VFIO_IOMMU_MAP_DMA: no group is attached');
   if (tbl.it_group === undefined) currentKernel().bug('tce_iommu_ioctl: BUG_ON(!tbl->it_group)');
   const minsz = vfio_iommu_type1_dma_map.offsetofend('size');
-  const param = copyStructFromUser(vfio_iommu_type1_dma_map, arg, minsz);
-  if (param === undefined) return -EFAULT;
-  if (param.argsz < minsz) return fail(EINVAL, `VFIO_IOMMU_MAP_DMA: argsz ${param.argsz} < ${minsz}`);
-  if (param.flags & ~(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE))
-    return fail(EINVAL, `VFIO_IOMMU_MAP_DMA: unknown flags 0x${param.flags.toString(16)}`);
-  const pmask = BigInt(tbl.pageSize) - 1n;
-  if ((param.size & pmask) !== 0n || (param.vaddr & pmask) !== 0n)
-    return fail(
-      EINVAL,
-      `VFIO_IOMMU_MAP_DMA: vaddr or size is not aligned to the ${tbl.pageSize}-byte IOMMU page`,
-    );
+  const param = copyIoctlArg(
+    'VFIO_IOMMU_MAP_DMA',
+    vfio_iommu_type1_dma_map,
+    arg,
+    minsz,
+    VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+  );
+  if (typeof param === 'number') return param;
+  const aligned = checkMapAlignment(tbl, param.vaddr, param.size);
+  if (aligned !== 0) return aligned;
   /* iova is checked by the IOMMU API */
   let tce = param.vaddr;
   if (param.flags & VFIO_DMA_MAP_FLAG_READ) tce |= BigInt(TCE_PCI_READ);
@@ -279,14 +273,11 @@ function unmapDma(container: TceContainerV41, arg: bigint): number {
   if (WARN_ON(tbl === undefined, 'VFIO_IOMMU_UNMAP_DMA without a table') || tbl === undefined)
     return fail(ENXIO, 'VFIO_IOMMU_UNMAP_DMA: no group is attached');
   const minsz = vfio_iommu_type1_dma_unmap.offsetofend('size');
-  const param = copyStructFromUser(vfio_iommu_type1_dma_unmap, arg, minsz);
-  if (param === undefined) return -EFAULT;
-  if (param.argsz < minsz) return fail(EINVAL, `VFIO_IOMMU_UNMAP_DMA: argsz ${param.argsz} < ${minsz}`);
   /* No flag is supported now */
-  if (param.flags !== 0)
-    return fail(EINVAL, `VFIO_IOMMU_UNMAP_DMA: flags 0x${param.flags.toString(16)} (none is supported)`);
-  if ((param.size & (BigInt(tbl.pageSize) - 1n)) !== 0n)
-    return fail(EINVAL, `VFIO_IOMMU_UNMAP_DMA: size is not aligned to the ${tbl.pageSize}-byte IOMMU page`);
+  const param = copyIoctlArg('VFIO_IOMMU_UNMAP_DMA', vfio_iommu_type1_dma_unmap, arg, minsz, 0);
+  if (typeof param === 'number') return param;
+  const aligned = checkUnmapSize(tbl, param.size);
+  if (aligned !== 0) return aligned;
   const npages = param.size >> BigInt(tbl.it_page_shift);
   const ret = iommuTceClearParamCheck(tbl, param.iova, 0n, npages);
   if (ret !== 0)

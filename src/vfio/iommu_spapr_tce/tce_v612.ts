@@ -78,7 +78,15 @@ import {
 } from '../../uapi/index.ts';
 import type { VfioIommuDriverOps } from '../index.ts';
 import { vfioSpaprIommuEehIoctl } from './eeh.ts';
-import { spaprTceProfile } from './profile.ts';
+import {
+  checkMapAlignment,
+  checkUnmapSize,
+  fmtBuildArgs,
+  fmtClearArgs,
+  prErrBuildFailed,
+  prof,
+  tcePageIsContained,
+} from './tce_common.ts';
 import { copyIoctlArg, copyStructToUser } from './uaccess.ts';
 
 /*
@@ -111,10 +119,6 @@ export class TceContainerV612 {
       tables: this.tables.filter((t) => t !== undefined).map((t) => t.debugSnapshot()),
     };
   }
-}
-
-function prof(): ReturnType<typeof spaprTceProfile> {
-  return spaprTceProfile(currentKernel().version);
 }
 
 function tableGroupOf(grp: IommuGroup): IommuTableGroup | undefined {
@@ -209,10 +213,6 @@ const tceIommuRegisterPages = traced(
 
 /* ---- tables ---- */
 
-function tcePageIsContained(pageShift: number): boolean {
-  return currentKernel().pageShift >= pageShift;
-}
-
 /** tce_iommu_find_table: the window holding ioba */
 function tceIommuFindTable(c: TceContainerV612, ioba: bigint): { num: number; tbl: IommuTable } | undefined {
   for (let i = 0; i < IOMMU_TABLE_GROUP_MAX_TABLES; i++) {
@@ -284,7 +284,7 @@ const tceIommuClear = traced(
     iommuTceKill(tbl, first, pages);
     return 0;
   },
-  (_c, _t, entry, pages) => `entry=0x${entry.toString(16)} pages=${pages}`,
+  fmtClearArgs,
 );
 
 /** tce_iommu_build (v1): pin each page (always for write: the direction is taken from the bare vaddr) */
@@ -321,9 +321,7 @@ const tceIommuBuild = traced(
         /* the kernel would write past the end of the TCE table */
         ret = -EINVAL;
         tceIommuUnusePage(hpa);
-        pr_err(
-          `iommu_tce: tce_iommu_build failed ioba=${(entry * iopsize).toString(16)}, tce=${tce.toString(16)}, ret=${ret}`,
-        );
+        prErrBuildFailed('tce_iommu_build', entry, iopsize, tce, ret);
         break;
       }
       const old = iommuTceXchgNoKill(c.mm, tbl, entry + i, hpa, direction);
@@ -334,7 +332,7 @@ const tceIommuBuild = traced(
     else iommuTceKill(tbl, entry, pages);
     return ret;
   },
-  (_c, _t, entry, tce, pages) => `entry=0x${entry.toString(16)} tce=0x${tce.toString(16)} pages=${pages}`,
+  fmtBuildArgs,
 );
 
 /** tce_iommu_build_v2: TCEs into preregistered memory, no pinning */
@@ -370,9 +368,7 @@ const tceIommuBuildV2 = traced(
       if (!tbl.contains(entry + i)) {
         ret = -EINVAL;
         mmIommuMappedDec(mem);
-        pr_err(
-          `iommu_tce: tce_iommu_build_v2 failed ioba=${(entry * iopsize).toString(16)}, tce=${tce.toString(16)}, ret=${ret}`,
-        );
+        prErrBuildFailed('tce_iommu_build_v2', entry, iopsize, tce, ret);
         break;
       }
       const old = iommuTceXchgNoKill(c.mm, tbl, entry + i, hpa, direction);
@@ -384,7 +380,7 @@ const tceIommuBuildV2 = traced(
     else iommuTceKill(tbl, entry, pages);
     return ret;
   },
-  (_c, _t, entry, tce, pages) => `entry=0x${entry.toString(16)} tce=0x${tce.toString(16)} pages=${pages}`,
+  fmtBuildArgs,
 );
 
 function tceIommuCreateTable(
@@ -623,12 +619,8 @@ function mapDma(c: TceContainerV612, arg: bigint): number {
   if (typeof param === 'number') return param;
   const tbl = windowFor(c, 'VFIO_IOMMU_MAP_DMA', param.iova);
   if (typeof tbl === 'number') return tbl;
-  const pmask = BigInt(tbl.pageSize) - 1n;
-  if ((param.size & pmask) !== 0n || (param.vaddr & pmask) !== 0n)
-    return fail(
-      EINVAL,
-      `VFIO_IOMMU_MAP_DMA: vaddr or size is not aligned to the ${tbl.pageSize}-byte IOMMU page`,
-    );
+  const aligned = checkMapAlignment(tbl, param.vaddr, param.size);
+  if (aligned !== 0) return aligned;
   /* iova is checked by the IOMMU API */
   let direction: DmaDirection;
   if (param.flags & VFIO_DMA_MAP_FLAG_READ)
@@ -656,8 +648,8 @@ function unmapDma(c: TceContainerV612, arg: bigint): number {
   if (typeof param === 'number') return param;
   const tbl = windowFor(c, 'VFIO_IOMMU_UNMAP_DMA', param.iova);
   if (typeof tbl === 'number') return tbl;
-  if ((param.size & (BigInt(tbl.pageSize) - 1n)) !== 0n)
-    return fail(EINVAL, `VFIO_IOMMU_UNMAP_DMA: size is not aligned to the ${tbl.pageSize}-byte IOMMU page`);
+  const aligned = checkUnmapSize(tbl, param.size);
+  if (aligned !== 0) return aligned;
   const npages = param.size >> BigInt(tbl.it_page_shift);
   let ret = iommuTceClearParamCheck6(tbl, param.iova, 0n, Number(npages));
   if (ret !== 0) return paramCheckFailed('VFIO_IOMMU_UNMAP_DMA', param.iova, ret);
