@@ -541,17 +541,10 @@ function vfioBarFixup(vdev: VfioPciDevice): void {
   vdev.bardirty = false;
 }
 
-function vfioBasicConfigRead(
-  vdev: VfioPciDevice,
-  pos: number,
-  count: number,
-  perm: PermBits,
-  offset: number,
-  out: { val: number },
-): number {
+const vfioBasicConfigRead: ConfigReadFn = (vdev, pos, count, perm, offset, out) => {
   if (isBar(offset)) vfioBarFixup(vdev);
   return vfioDefaultConfigRead(vdev, pos, count, perm, offset, out);
-}
+};
 
 /* Restore the *real* BARs after we detect a FLR or backdoor reset */
 function vfioBarRestore(vdev: VfioPciDevice): void {
@@ -576,14 +569,7 @@ function vfioNeedBarRestore(vdev: VfioPciDevice): boolean {
   return false;
 }
 
-function vfioBasicConfigWrite(
-  vdev: VfioPciDevice,
-  pos: number,
-  count: number,
-  perm: PermBits,
-  offset: number,
-  val: number,
-): number {
+const vfioBasicConfigWrite: ConfigWriteFn = (vdev, pos, count, perm, offset, val) => {
   const pdev = vdev.pdev;
   const vc = vcfg(vdev);
   let newCmd = 0;
@@ -630,32 +616,18 @@ function vfioBasicConfigWrite(
   }
   if (isBar(offset)) vdev.bardirty = true;
   return ret;
-}
+};
 
 /* ---- capabilities with handlers ---- */
 
-function vfioPmConfigWrite(
-  vdev: VfioPciDevice,
-  pos: number,
-  count: number,
-  perm: PermBits,
-  offset: number,
-  val: number,
-): number {
+const vfioPmConfigWrite: ConfigWriteFn = (vdev, pos, count, perm, offset, val) => {
   const ret = vfioDefaultConfigWrite(vdev, pos, count, perm, offset, val);
   if (ret < 0) return ret;
   if (offset === PCI_PM_CTRL) pciSetPowerState(vdev.pdev, val & PCI_PM_CTRL_STATE_MASK);
   return ret;
-}
+};
 
-function vfioExpConfigWrite(
-  vdev: VfioPciDevice,
-  pos: number,
-  count: number,
-  perm: PermBits,
-  offset: number,
-  val: number,
-): number {
+const vfioExpConfigWrite: ConfigWriteFn = (vdev, pos, count, perm, offset, val) => {
   const vc = vcfg(vdev);
   const ctrlOff = pos - offset + PCI_EXP_DEVCTL;
   const readrq = le(vc, ctrlOff, 2) & PCI_EXP_DEVCTL_READRQ;
@@ -686,16 +658,9 @@ function vfioExpConfigWrite(
     userWrite(pdev, pos - offset + PCI_EXP_DEVCTL, 2, (hwCtl & ~PCI_EXP_DEVCTL_READRQ) | field);
   }
   return ret;
-}
+};
 
-function vfioAfConfigWrite(
-  vdev: VfioPciDevice,
-  pos: number,
-  count: number,
-  perm: PermBits,
-  offset: number,
-  val: number,
-): number {
+const vfioAfConfigWrite: ConfigWriteFn = (vdev, pos, count, perm, offset, val) => {
   const vc = vcfg(vdev);
   const ctrlOff = pos - offset + PCI_AF_CTRL;
   const ret = vfioDefaultConfigWrite(vdev, pos, count, perm, offset, val);
@@ -708,7 +673,7 @@ function vfioAfConfigWrite(
       pciTryResetFunction(vdev.pdev);
   }
   return ret;
-}
+};
 
 /* ---- MSI ---- */
 
@@ -721,14 +686,7 @@ function vfioFindCapStart(vdev: VfioPciDevice, pos: number): number {
   return pos;
 }
 
-function vfioMsiConfigRead(
-  vdev: VfioPciDevice,
-  pos: number,
-  count: number,
-  perm: PermBits,
-  offset: number,
-  out: { val: number },
-): number {
+const vfioMsiConfigRead: ConfigReadFn = (vdev, pos, count, perm, offset, out) => {
   /* Update max available queue size from msi_qmax */
   if (offset <= PCI_MSI_FLAGS && offset + count >= PCI_MSI_FLAGS) {
     const start = vfioFindCapStart(vdev, pos);
@@ -738,16 +696,9 @@ function vfioMsiConfigRead(
     setLe(vc, start + PCI_MSI_FLAGS, 2, flags);
   }
   return vfioDefaultConfigRead(vdev, pos, count, perm, offset, out);
-}
+};
 
-function vfioMsiConfigWrite(
-  vdev: VfioPciDevice,
-  pos: number,
-  count: number,
-  perm: PermBits,
-  offset: number,
-  val: number,
-): number {
+const vfioMsiConfigWrite: ConfigWriteFn = (vdev, pos, count, perm, offset, val) => {
   const ret = vfioDefaultConfigWrite(vdev, pos, count, perm, offset, val);
   if (ret < 0) return ret;
   /* Fixup and write configured queue size and enable to hardware */
@@ -768,7 +719,7 @@ function vfioMsiConfigWrite(
     if (r !== 0) return r;
   }
   return ret;
-}
+};
 
 /* MSI determination is per-device (its length depends on the flags) */
 function initPciCapMsiPerm(len: number, flags: number): PermBits {
