@@ -218,6 +218,22 @@ export class MmStruct implements UserMemory {
   /* ---- UserMemory ---- */
 
   private access(addr: number, buf: Uint8Array, off: number, len: number, write: boolean): number {
+    /* the common case, one anonymous VMA holding the whole range: no loop */
+    const v = this.findVma(addr);
+    if (
+      v !== undefined &&
+      v.obj !== undefined &&
+      addr + len <= v.end &&
+      v.vm_flags & (write ? VM_WRITE : VM_READ)
+    ) {
+      if (write) v.obj.writeFrom(v.objOffset + (addr - v.start), buf, off, len);
+      else v.obj.readInto(v.objOffset + (addr - v.start), buf, off, len);
+      return 0;
+    }
+    return this.accessWalk(addr, buf, off, len, write);
+  }
+
+  private accessWalk(addr: number, buf: Uint8Array, off: number, len: number, write: boolean): number {
     let done = 0;
     while (done < len) {
       const a = addr + done;

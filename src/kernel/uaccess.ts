@@ -66,5 +66,7 @@ export function memdupUser(uaddr: number, n: number): Uint8Array | number {
 
 /** the user pointer an ioctl's unsigned long arg carries */
 export function uarg(arg: bigint): number {
-  return arg < 0x8000_0000_0000n ? Number(arg) : 0x8000_0000_0000;
+  /* compare after the conversion (bigint compares are slow): rounding is monotone and 2^47 is exact, so the result is the same */
+  const n = Number(arg);
+  return Math.min(n, 0x8000_0000_0000);
 }
