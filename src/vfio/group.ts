@@ -671,22 +671,35 @@ const vfioGroupFopsRelease = traced('vfio_group_fops_release', (_inode: Inode, f
   return 0;
 });
 
+const GROUP_STATUS_MINSZ = vfio_group_status.offsetofend('flags');
+
 const vfioGroupIoctlGetStatus = traced(
   'vfio_group_ioctl_get_status',
   (group: VfioGroup, arg: bigint): number => {
-    const minsz = vfio_group_status.offsetofend('flags');
+    const minsz = GROUP_STATUS_MINSZ;
     const buf = new Uint8Array(minsz);
-    if (copyFromUser(buf, uarg(arg), minsz) !== 0)
+    const uaddr = uarg(arg);
+    if (copyFromUser(buf, uaddr, minsz) !== 0)
       return fail(EFAULT, 'VFIO_GROUP_GET_STATUS: cannot read the argument');
-    const status = vfio_group_status.decode(buf);
-    if (status.argsz < minsz)
-      return fail(EINVAL, `VFIO_GROUP_GET_STATUS: argsz ${status.argsz} < minsz ${minsz}`);
+    /* argsz and flags are u32s at 0 and 4: read and write them in place (no struct decode/encode per call) */
+    const argsz =
+      ((buf[0] as number) |
+        ((buf[1] as number) << 8) |
+        ((buf[2] as number) << 16) |
+        ((buf[3] as number) << 24)) >>>
+      0;
+    if (argsz < minsz) return fail(EINVAL, `VFIO_GROUP_GET_STATUS: argsz ${argsz} < minsz ${minsz}`);
     let flags = 0;
-    if (vfio().profile.groupOpenedFile && group.iommu_group === undefined)
-      return fail(vfio().profile.groupGoneErrno, 'VFIO_GROUP_GET_STATUS: all devices of the group are gone');
+    const prof = vfio().profile;
+    if (prof.groupOpenedFile && group.iommu_group === undefined)
+      return fail(prof.groupGoneErrno, 'VFIO_GROUP_GET_STATUS: all devices of the group are gone');
     if (vfioGroupViable(group)) flags |= VFIO_GROUP_FLAGS_VIABLE;
     if (group.container !== undefined) flags |= VFIO_GROUP_FLAGS_CONTAINER_SET;
-    if (copyToUser(uarg(arg), vfio_group_status.encode({ argsz: status.argsz, flags }, buf), minsz) !== 0)
+    buf[4] = flags;
+    buf[5] = flags >>> 8;
+    buf[6] = flags >>> 16;
+    buf[7] = flags >>> 24;
+    if (copyToUser(uaddr, buf, minsz) !== 0)
       return fail(EFAULT, 'VFIO_GROUP_GET_STATUS: cannot write the result');
     return 0;
   },
