@@ -35,6 +35,7 @@ import {
 import { vfioDomainsHaveIommuCache } from './attach.ts';
 import { accessOk, DIRTY_BITMAP_SIZE_MAX, ffs64, verifyBitmapSize, vfioIovaDirtyBitmap } from './dirty.ts';
 import { DIRTY_BITMAP_PAGES_MAX, vfioDmaDoMap } from './dma.ts';
+import type { Type1Profile } from './profile.ts';
 import { type UnmapRequest, vfioDmaDoUnmap } from './unmap.ts';
 import type { VfioIommu } from './vfio_iommu.ts';
 
@@ -137,7 +138,7 @@ function getInfo(iommu: VfioIommu, arg: bigint): number {
   if (!prof.infoCaps) {
     iv.setUint32(4, prof.infoFlagsPgsizes ? VFIO_IOMMU_INFO_PGSIZES : 0, true);
     iv.setBigUint64(8, iommu.pgsize_bitmap, true);
-    return copyToUser(p, info, minsz) !== 0 ? -EFAULT : 0;
+    return copyOut(prof, p, info, minsz);
   }
   /* 6.x zeroes the struct and copies back min(argsz, sizeof) */
   info.fill(0, 4);
@@ -239,7 +240,14 @@ function unmapDma(iommu: VfioIommu, arg: bigint): number {
   if (ret !== 0) return ret;
   if (LITTLE) s64[2] = req.size;
   else sv.setBigUint64(16, req.size, true);
-  return copyToUser(p, scratch, minsz) !== 0 ? -EFAULT : 0;
+  return copyOut(iommu.profile, p, scratch, minsz);
+}
+
+/** the ioctl's last copy_to_user: 4.1 returned its residual, later kernels -EFAULT */
+function copyOut(prof: Type1Profile, p: number, src: Uint8Array, n: number): number {
+  const left = copyToUser(p, src, n);
+  if (left === 0) return 0;
+  return prof.copyOutResidual ? left : fail(EFAULT, 'cannot write the result back');
 }
 
 function dirtyPages(iommu: VfioIommu, arg: bigint): number {

@@ -35,6 +35,11 @@ export interface Type1Profile {
   readonly pfnmapWriteCheck: boolean;
   /** iommu->pgsize_bitmap is cached and starts at PAGE_MASK with no domain */
   readonly cachedPgsizeBitmap: boolean;
+  /**
+   * GET_INFO and UNMAP_DMA end in `return copy_to_user(...)`: a fault on
+   * the way out returns the bytes not copied, not -EFAULT (fixed in v4.7)
+   */
+  readonly copyOutResidual: boolean;
 }
 
 const V4_1: Type1Profile = {
@@ -53,6 +58,7 @@ const V4_1: Type1Profile = {
   isolatedMsiPerGroup: false,
   pfnmapWriteCheck: false,
   cachedPgsizeBitmap: false,
+  copyOutResidual: true,
 };
 
 const V6_12: Type1Profile = {
@@ -71,6 +77,7 @@ const V6_12: Type1Profile = {
   isolatedMsiPerGroup: true,
   pfnmapWriteCheck: true,
   cachedPgsizeBitmap: true,
+  copyOutResidual: false,
 };
 
 export function type1Profile(v: KernelVersion): Type1Profile {
