@@ -399,7 +399,7 @@ const vfioPciSetIntxMask: SetIrqsFn = (vdev, _index, start, count, flags, data) 
   else if (flags & VFIO_IRQ_SET_DATA_BOOL) {
     if (byte(data)) vfioPciIntxMask(vdev);
   } else if (flags & VFIO_IRQ_SET_DATA_EVENTFD) {
-    return fail(ENOTTY, 'SET_IRQS INTx mask with an eventfd is not implemented (XXX in the kernel)');
+    return fail(ENOTTY, 'SET_IRQS: INTx MASK with an eventfd: the kernel has no handler for it');
   }
   return 0;
 };
@@ -561,7 +561,7 @@ export function vfioPciSetIrqsIoctl(
       break;
     case VFIO_PCI_MSI_IRQ_INDEX:
     case VFIO_PCI_MSIX_IRQ_INDEX:
-      /* MASK/UNMASK: XXX Need masking support exported */
+      /* MASK/UNMASK of MSI(-X): the kernel never exported masking for them (-ENOTTY) */
       if (action === VFIO_IRQ_SET_ACTION_TRIGGER) func = vfioPciSetMsiTrigger;
       break;
     case VFIO_PCI_ERR_IRQ_INDEX:
