@@ -188,7 +188,7 @@ export async function benchDmaTree(report: (line: string) => void): Promise<void
         `dma_tree ${name.padEnd(5)} ${fmt(n).padStart(5)} live: ` +
           `${r.wallNs.toFixed(0).padStart(6)} ns/pair wall (min ${r.minNs.toFixed(0)}), ` +
           `${r.cpuNs.toFixed(0).padStart(6)} ns/pair cpu, ` +
-          `${r.bytesPerMapping.toFixed(1)} bytes/mapping${shape}` +
+          `${r.bytesPerMapping.toFixed(1)} bytes/mapping${n < 100_000 ? ' (noise: fixed costs, GC timing)' : ''}${shape}` +
           (r.hits ? `, ${r.hits} candidates overlapped` : ''),
       );
     }
