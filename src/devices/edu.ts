@@ -36,10 +36,13 @@ import {
  * fields; a transfer starts 100 ms (virtual) after the command write, goes
  * through the function's IOMMU translation, and addresses are masked to
  * the DMA mask (28 bits unless the host description says `dmaMask`).
- * A transfer that does not fit the buffer is refused (QEMU only logs it and
- * overruns its buffer; here it is recorded in `guestErrors`), completing
- * without moving data. The factorial is a u32 (wraps as QEMU's does) and
- * completes 1 µs after the write.
+ * A transfer that does not fit the buffer is refused: QEMU logs it (older
+ * QEMUs hw_error() and abort the VM) and then overruns its own buffer,
+ * which no model can mirror; here the same log lines (range, then clamp)
+ * go to `guestErrors` and the transfer completes without moving data
+ * (start bit cleared, interrupt 0x100 raised if asked). The factorial is a
+ * u32 (wraps as QEMU's does) and completes 1 µs after the write, where
+ * QEMU's thread finishes "soon".
  *
  * Like QEMU's, the device has no reset handler: a reset clears config
  * space (MSI off, BARs, command) and drops INTx, but the registers, the
@@ -60,6 +63,10 @@ export const EDU_FACT_DELAY_NS = 1000;
 export const EDU_MSI_CAP = 0x40;
 
 const ONES = 0xffff_ffff_ffff_ffffn;
+
+function hex64(v: bigint): string {
+  return v.toString(16).padStart(16, '0');
+}
 
 export interface EduOptions {
   /** QEMU's dma_mask property: the mask applied to DMA addresses */
@@ -216,22 +223,20 @@ export class EduModel implements PciDeviceModel {
     if (this.status & EDU_STATUS_IRQFACT) this.raiseIrq(EDU_FACT_IRQ);
   }
 
+  /* edu_check_range, with QEMU's u64 arithmetic in the message */
   private inBuffer(start: bigint, cnt: bigint): boolean {
-    const end = start + cnt;
+    const end = BigInt.asUintN(64, start + cnt);
     const dmaEnd = BigInt(EDU_DMA_START + EDU_DMA_SIZE);
-    if (start >= BigInt(EDU_DMA_START) && end <= dmaEnd && end >= start) return true;
+    if (end >= start && start >= BigInt(EDU_DMA_START) && end <= dmaEnd) return true;
     this.guestErrors.push(
-      `EDU: DMA range 0x${start.toString(16).padStart(16, '0')}-0x${(end - 1n).toString(16).padStart(16, '0')} out of bounds (0x${EDU_DMA_START.toString(16).padStart(16, '0')}-0x${(EDU_DMA_START + EDU_DMA_SIZE - 1).toString(16).padStart(16, '0')})!`,
+      `EDU: DMA range 0x${hex64(start)}-0x${hex64(BigInt.asUintN(64, end - 1n))} out of bounds (0x${hex64(BigInt(EDU_DMA_START))}-0x${hex64(dmaEnd - 1n)})!`,
     );
     return false;
   }
 
   private clamp(addr: bigint): bigint {
     const res = addr & this.dmaMask;
-    if (res !== addr)
-      this.guestErrors.push(
-        `EDU: clamping DMA 0x${addr.toString(16).padStart(16, '0')} to 0x${res.toString(16).padStart(16, '0')}!`,
-      );
+    if (res !== addr) this.guestErrors.push(`EDU: clamping DMA 0x${hex64(addr)} to 0x${hex64(res)}!`);
     return res;
   }
 
@@ -239,14 +244,21 @@ export class EduModel implements PciDeviceModel {
     this.dmaTimer = undefined;
     if (!(this.dma.cmd & BigInt(EDU_DMA_RUN))) return;
     const cnt = this.dma.cnt;
+    /* QEMU checks the range, then clamps the bus address (logging both) */
     if ((this.dma.cmd & BigInt(EDU_DMA_TO_PCI)) === 0n) {
-      if (this.inBuffer(this.dma.dst, cnt)) {
+      const ok = this.inBuffer(this.dma.dst, cnt);
+      const src = this.clamp(this.dma.src);
+      if (ok) {
         const off = Number(this.dma.dst) - EDU_DMA_START;
-        this.b.dmaRead(this.clamp(this.dma.src), this.dmaBuf.subarray(off, off + Number(cnt)));
+        this.b.dmaRead(src, this.dmaBuf.subarray(off, off + Number(cnt)));
       }
-    } else if (this.inBuffer(this.dma.src, cnt)) {
-      const off = Number(this.dma.src) - EDU_DMA_START;
-      this.b.dmaWrite(this.clamp(this.dma.dst), this.dmaBuf.subarray(off, off + Number(cnt)));
+    } else {
+      const ok = this.inBuffer(this.dma.src, cnt);
+      const dst = this.clamp(this.dma.dst);
+      if (ok) {
+        const off = Number(this.dma.src) - EDU_DMA_START;
+        this.b.dmaWrite(dst, this.dmaBuf.subarray(off, off + Number(cnt)));
+      }
     }
     this.dma.cmd &= ~BigInt(EDU_DMA_RUN);
     if (this.dma.cmd & BigInt(EDU_DMA_IRQ_FLAG)) this.raiseIrq(EDU_DMA_IRQ);

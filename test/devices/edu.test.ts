@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { EDU_DMA_DELAY_NS, EduModel } from '../../src/devices/index.ts';
-import { PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PCI_MSI_FLAGS } from '../../src/pci/index.ts';
+import { EDU_DMA_DELAY_NS, EDU_FACT_DELAY_NS, EduModel } from '../../src/devices/index.ts';
+import {
+  PCI_COMMAND,
+  PCI_COMMAND_MASTER,
+  PCI_COMMAND_MEMORY,
+  PCI_MSI_FLAGS,
+  type PciBus,
+} from '../../src/pci/index.ts';
 import {
   EFD_NONBLOCK,
   MAP_SHARED,
@@ -293,4 +299,175 @@ test("edu identity and config space are QEMU's", () => {
   void EFD_NONBLOCK;
   void VFIO_IRQ_SET_DATA_EVENTFD;
   void VFIO_IRQ_SET_ACTION_TRIGGER;
+});
+
+/* the model on a bare bus: QEMU's edu.c register semantics, exact values */
+function bareEdu(opts: { dmaMask?: number } = {}) {
+  const log: string[] = [];
+  let intx = false;
+  let msiFlags = 0;
+  const timers: { at: number; fn: () => void; live: boolean }[] = [];
+  let now = 0;
+  const bus: PciBus = {
+    dmaRead: (addr, buf) => {
+      log.push(`read 0x${addr.toString(16)} ${buf.length}`);
+      buf.fill(0xab);
+      return true;
+    },
+    dmaWrite: (addr, data) => {
+      log.push(`write 0x${addr.toString(16)} ${data.length}`);
+      return true;
+    },
+    dmaCopy: () => undefined,
+    setIntx: (level) => {
+      intx = level;
+    },
+    msiNotify: (v) => {
+      log.push(`msi ${v}`);
+    },
+    schedule: (delayNs, fn) => {
+      const t = { at: now + delayNs, fn, live: true };
+      timers.push(t);
+      return {
+        cancel: () => {
+          t.live = false;
+        },
+      };
+    },
+    readConfig: (off) => (off === 0x40 + PCI_MSI_FLAGS ? msiFlags : 0),
+  };
+  const m = new EduModel(opts);
+  m.realize(bus);
+  const advance = (ns: number): void => {
+    now += ns;
+    for (const t of timers.splice(0)) {
+      if (t.live && t.at <= now) t.fn();
+      else if (t.live) timers.push(t);
+    }
+  };
+  return {
+    m,
+    log,
+    advance,
+    intx: () => intx,
+    setMsi: (on: boolean) => {
+      msiFlags = on ? 1 : 0;
+    },
+    r: (addr: number, size = 4) => m.mmioRead(0, addr, size),
+    w: (addr: number, v: number | bigint, size = 4) => m.mmioWrite(0, addr, size, BigInt(v)),
+  };
+}
+
+test('edu registers on a bare bus: access sizes, factorial, DMA command, interrupts', () => {
+  const e = bareEdu();
+  /* invalid sizes: ~0 truncated to the access below 0x80; sub-dword and unaligned never reach it */
+  assert.equal(e.r(0x00, 8), 0xffff_ffff_ffff_ffffn);
+  assert.equal(e.r(0x84, 4), 0xffff_ffffn);
+  assert.equal(e.r(0x84, 8), 0n);
+  e.w(0x04, 0x1, 8);
+  assert.equal(e.r(0x04), 0n);
+  e.w(0x04, 0x1);
+  assert.equal(e.r(0x04), 0xffff_fffen);
+  /* factorial: writes while computing are dropped; n reads back until done */
+  e.w(0x08, 5);
+  e.w(0x08, 6);
+  assert.equal(e.r(0x20), 0x01n);
+  assert.equal(e.r(0x08), 5n);
+  e.advance(EDU_FACT_DELAY_NS);
+  assert.equal(e.r(0x08), 120n);
+  assert.equal(e.r(0x20), 0n);
+  assert.equal(e.r(0x24), 0n);
+  /* status bit 0x01 is read-only; 0x80 raises interrupt 0x01 on completion */
+  e.w(0x20, 0x81);
+  assert.equal(e.r(0x20), 0x80n);
+  e.w(0x08, 0);
+  e.advance(EDU_FACT_DELAY_NS);
+  assert.equal(e.r(0x08), 1n);
+  assert.equal(e.r(0x24), 0x01n);
+  assert.equal(e.intx(), true);
+  /* ack drops INTx only when nothing is left */
+  e.w(0x60, 0x10);
+  e.w(0x64, 0x01);
+  assert.equal(e.intx(), true);
+  e.w(0x64, 0xffff_ffff);
+  assert.equal(e.intx(), false);
+  assert.equal(e.r(0x24), 0n);
+  /* a raise of 0 with nothing pending signals nothing */
+  e.setMsi(true);
+  e.w(0x60, 0);
+  assert.deepEqual(e.log, []);
+  e.w(0x60, 0x2);
+  e.w(0x60, 0);
+  assert.deepEqual(e.log, ['msi 0', 'msi 0']);
+  assert.equal(e.intx(), false);
+  e.log.length = 0;
+  e.w(0x64, 0x2);
+  e.setMsi(false);
+
+  /* DMA: a 4-byte write replaces the whole 64-bit field */
+  e.w(0x80, 0x1_2345_6789n, 8);
+  assert.equal(e.r(0x80, 8), 0x1_2345_6789n);
+  e.w(0x80, 0x1000);
+  assert.equal(e.r(0x80, 8), 0x1000n);
+  e.w(0x88, 0x40010, 8);
+  e.w(0x90, 16, 8);
+  /* a command without the start bit is ignored */
+  e.w(0x98, 0x4, 8);
+  assert.equal(e.r(0x98, 8), 0n);
+  e.w(0x98, 0x5, 8);
+  assert.equal(e.r(0x98, 8), 0x5n);
+  /* while running, the fields and the command are frozen */
+  e.w(0x80, 0x2000, 8);
+  e.w(0x98, 0x7, 8);
+  assert.equal(e.r(0x80, 8), 0x1000n);
+  assert.equal(e.r(0x98, 8), 0x5n);
+  e.advance(EDU_DMA_DELAY_NS - 1);
+  assert.deepEqual(e.log, []);
+  e.advance(1);
+  assert.deepEqual(e.log, ['read 0x1000 16']);
+  assert.deepEqual(e.m.dmaBuf.subarray(0x0f, 0x21), Uint8Array.of(0, ...new Array(16).fill(0xab), 0));
+  assert.equal(e.r(0x98, 8), 0x4n);
+  assert.equal(e.r(0x24), 0x100n);
+  assert.equal(e.intx(), true);
+  assert.deepEqual(e.m.guestErrors, []);
+});
+
+test('edu DMA outside the buffer is logged as QEMU logs it and moves nothing', () => {
+  const e = bareEdu();
+  /* buffer -> RAM from past the end, to an address beyond the 28-bit mask */
+  e.w(0x80, 0x40ff8, 8);
+  e.w(0x88, 0x1234_5678n, 8);
+  e.w(0x90, 16, 8);
+  e.w(0x98, 0x7, 8);
+  e.advance(EDU_DMA_DELAY_NS);
+  assert.deepEqual(e.log, []);
+  assert.deepEqual(e.m.guestErrors, [
+    'EDU: DMA range 0x0000000000040ff8-0x0000000000041007 out of bounds (0x0000000000040000-0x0000000000040fff)!',
+    'EDU: clamping DMA 0x0000000012345678 to 0x0000000002345678!',
+  ]);
+  /* the command still completes and interrupts */
+  assert.equal(e.r(0x98, 8), 0x6n);
+  assert.equal(e.r(0x24), 0x100n);
+  /* an empty transfer at the buffer's start is in range */
+  e.m.guestErrors.length = 0;
+  e.w(0x80, 0, 8);
+  e.w(0x88, 0x40000, 8);
+  e.w(0x90, 0, 8);
+  e.w(0x98, 0x1, 8);
+  e.advance(EDU_DMA_DELAY_NS);
+  assert.deepEqual(e.log, ['read 0x0 0']);
+  /* ends that wrap print as QEMU's u64 arithmetic does */
+  e.w(0x88, 0, 8);
+  e.w(0x90, 0, 8);
+  e.w(0x98, 0x1, 8);
+  e.advance(EDU_DMA_DELAY_NS);
+  e.w(0x88, 0x40000, 8);
+  e.w(0x90, 0xffff_ffff_ffff_ffffn, 8);
+  e.w(0x98, 0x1, 8);
+  e.advance(EDU_DMA_DELAY_NS);
+  assert.deepEqual(e.m.guestErrors, [
+    'EDU: DMA range 0x0000000000000000-0xffffffffffffffff out of bounds (0x0000000000040000-0x0000000000040fff)!',
+    'EDU: DMA range 0x0000000000040000-0x000000000003fffe out of bounds (0x0000000000040000-0x0000000000040fff)!',
+  ]);
+  assert.deepEqual(e.log, ['read 0x0 0']);
 });
