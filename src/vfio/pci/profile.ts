@@ -18,6 +18,13 @@ export interface VfioPciProfile {
   readonly subPageBarMmap: boolean;
   /** SET_IRQS header checks: 4.1 inline (NONE skips the range check) or the common helper (6.12) */
   readonly setIrqsCommonValidate: boolean;
+  /**
+   * ERR/REQ triggers (v4.10+): start 0 and count <= 1 for both, NONE with
+   * count 0 drops the eventfd, loopback with none set is -EINVAL, an fd
+   * below -1 is ignored. 4.1: ERR ignores start/count, REQ wants count 1,
+   * loopback always returns 0, an fd below -1 is -EINVAL
+   */
+  readonly errReqCountChecks: boolean;
   /** INTx trigger with an eventfd: the eventfd is looked up before INTx is enabled (6.12) */
   readonly intxTriggerFdFirst: boolean;
   /** MSI/MSI-X contexts: a fixed array of num_ctx (4.1) or sparse with dynamic MSI-X (6.12) */
@@ -56,6 +63,7 @@ const V4_1: VfioPciProfile = {
   mmapMsixTable: false,
   subPageBarMmap: false,
   setIrqsCommonValidate: false,
+  errReqCountChecks: false,
   intxTriggerFdFirst: false,
   msiSparseCtx: false,
   releaseDropsErrReq: false,
@@ -77,6 +85,7 @@ const V6_12: VfioPciProfile = {
   mmapMsixTable: true,
   subPageBarMmap: true,
   setIrqsCommonValidate: true,
+  errReqCountChecks: true,
   intxTriggerFdFirst: true,
   msiSparseCtx: true,
   releaseDropsErrReq: true,

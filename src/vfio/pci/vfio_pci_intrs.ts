@@ -514,7 +514,54 @@ function vfioPciSetCtxTriggerSingle(
   return fail(EINVAL, 'SET_IRQS: nothing to signal (no eventfd set)');
 }
 
+/**
+ * 4.1's vfio_pci_set_ctx_trigger_single: no count argument, so loopback
+ * always succeeds (and never drops the eventfd), and an fd below -1 is refused.
+ */
+function vfioPciSetCtxTriggerSingle41(
+  get: () => EventfdCtx | undefined,
+  set: (t: EventfdCtx | undefined) => void,
+  flags: number,
+  data: Uint8Array | undefined,
+): number {
+  /* DATA_NONE/DATA_BOOL enables loopback testing */
+  if (flags & VFIO_IRQ_SET_DATA_NONE) {
+    const t = get();
+    if (t !== undefined) eventfdSignal(t);
+    return 0;
+  }
+  /* count 0 left 4.1 reading a zero-length copy (an oops); refused here, as v4.10 does */
+  if (data === undefined || data.length === 0) return fail(EINVAL, 'SET_IRQS: BOOL or EVENTFD with count 0');
+  if (flags & VFIO_IRQ_SET_DATA_BOOL) {
+    const t = get();
+    if (byte(data) && t !== undefined) eventfdSignal(t);
+    return 0;
+  }
+  const fd = s32(data);
+  if (fd === -1) {
+    putTrigger(get());
+    set(undefined);
+    return 0;
+  }
+  if (fd < 0) return fail(EINVAL, `SET_IRQS: eventfd ${fd} (only -1 clears)`);
+  const efd = eventfdCtxFdget(fd);
+  if (typeof efd === 'number') return efd;
+  putTrigger(get());
+  set(efd);
+  return 0;
+}
+
 const vfioPciSetErrTrigger: SetIrqsFn = (vdev, index, start, count, flags, data) => {
+  /* 4.1 never checked start and count here, and could not start later without breaking users */
+  if (!vdev.profile.errReqCountChecks)
+    return vfioPciSetCtxTriggerSingle41(
+      () => vdev.err_trigger,
+      (t) => {
+        vdev.err_trigger = t;
+      },
+      flags,
+      data,
+    );
   if (index !== VFIO_PCI_ERR_IRQ_INDEX || start !== 0 || count > 1)
     return fail(EINVAL, 'SET_IRQS ERR: start must be 0 and count at most 1');
   return vfioPciSetCtxTriggerSingle(
@@ -529,6 +576,17 @@ const vfioPciSetErrTrigger: SetIrqsFn = (vdev, index, start, count, flags, data)
 };
 
 const vfioPciSetReqTrigger: SetIrqsFn = (vdev, index, start, count, flags, data) => {
+  if (!vdev.profile.errReqCountChecks) {
+    if (start !== 0 || count !== 1) return fail(EINVAL, 'SET_IRQS REQ: start must be 0 and count 1');
+    return vfioPciSetCtxTriggerSingle41(
+      () => vdev.req_trigger,
+      (t) => {
+        vdev.req_trigger = t;
+      },
+      flags,
+      data,
+    );
+  }
   if (index !== VFIO_PCI_REQ_IRQ_INDEX || start !== 0 || count > 1)
     return fail(EINVAL, 'SET_IRQS REQ: start must be 0 and count at most 1');
   return vfioPciSetCtxTriggerSingle(

@@ -378,15 +378,19 @@ export function vfioPciIoctlGetHotResetInfo(vdev: VfioPciDevice, arg: number): n
     for (let i = 0; i < count; i++) {
       const d = affected[i] as PciDev;
       const gid = groupIdOf(d);
-      if (gid === undefined)
-        return fail(EPERM, `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: ${d.name} has no IOMMU group`);
+      if (gid === undefined) {
+        ret = fail(EPERM, `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: ${d.name} has no IOMMU group`);
+        /* 6.x gives up at once; 4.1 still writes the header back (flags 0, the user's count) */
+        if (vdev.profile.hotResetByFile) return ret;
+        break;
+      }
       vfio_pci_dependent_device.encode(
         { group_id: gid, segment: d.domain, bus: d.busnr, devfn: d.devfn },
         devices,
         i * vfio_pci_dependent_device.size,
       );
     }
-    hdr.count = count;
+    if (ret === 0) hdr.count = count;
   }
   if (vdev.profile.hotResetByFile && devices !== undefined) {
     if (copyToUser(arg + minsz, devices) !== 0) return fail(EFAULT, 'cannot write the device list');

@@ -8,6 +8,7 @@ import {
   EINVAL,
   ENODEV,
   ENOSPC,
+  EPERM,
   O_RDWR,
   VFIO_DEVICE_GET_PCI_HOT_RESET_INFO,
   VFIO_DEVICE_PCI_HOT_RESET,
@@ -127,6 +128,17 @@ for (const kernel of ['4.1', '6.12'] as const) {
           [4, 0, 1, 1],
         ],
       );
+    });
+
+    test('GET_PCI_HOT_RESET_INFO: a function without an IOMMU group is -EPERM; 4.1 still writes the header', () => {
+      const { b } = twoOnABus(kernel);
+      const ce = pdev(b, CE_BDF);
+      const group = ce.iommu_group;
+      ce.iommu_group = undefined;
+      const { r, hdr } = hotResetInfo(b, 28);
+      ce.iommu_group = group;
+      /* the helper leaves flags 0xff and count 0 in the user's header */
+      assert.deepEqual([r, hdr.flags, hdr.count], [-EPERM, k41 ? 0 : 0xff, 0]);
     });
 
     test('PCI_HOT_RESET: argument checks, group ownership, then the bus is reset', () => {
