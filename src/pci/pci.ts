@@ -328,7 +328,10 @@ export class PciDev extends Device {
         this.intxLevel = level;
         this.updateIntx();
       },
-      msiNotify: (vector) => this.msiHandler?.(vector),
+      /* an MSI is a memory write by the device: without bus mastering it never leaves the function */
+      msiNotify: (vector) => {
+        if (this.cfg.read(PCI_COMMAND, 2) & PCI_COMMAND_MASTER) this.msiHandler?.(vector);
+      },
       schedule,
       readConfig: (off, size) => this.cfg.read(off, size),
     };

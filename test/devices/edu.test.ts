@@ -133,6 +133,11 @@ for (const kernel of ['4.1', '6.12'] as const) {
       /* the host programmed MSI in the hardware; the user sees its virtual copy */
       const pdev = b.host.device(b.bdf);
       assert.equal((pdev?.cfg.read(0x40 + PCI_MSI_FLAGS, 2) ?? 0) & 1, 1);
+      /* an MSI is a memory write: without bus mastering it never reaches the host */
+      wr(b, BAR0, 0x60, 4, 0x01);
+      assert.equal(efdCount(b, efd), 0n);
+      wr(b, BAR0, 0x64, 4, 0x01);
+      enableBusMaster(b);
       wr(b, BAR0, 0x60, 4, 0x10);
       wr(b, BAR0, 0x60, 4, 0x20);
       assert.equal(efdCount(b, efd), 2n);
