@@ -1,5 +1,5 @@
 import { currentKernel, devName, fail } from '../kernel/index.ts';
-import { EBUSY, EINVAL, ENOSPC } from '../uapi/index.ts';
+import { EBUSY, EINVAL, ENOSPC, ERANGE } from '../uapi/index.ts';
 import { pciIntx } from './access.ts';
 import { pciSubsystem } from './bus.ts';
 import { genericHandleIrq, irqDescAlloc, irqDescFree, irqToDesc } from './irq.ts';
@@ -173,8 +173,9 @@ function install(pdev: PciDev, st: MsiState): void {
  * short; -ENOSPC when not even min fit.
  */
 export function pciAllocIrqVectors(pdev: PciDev, min: number, max: number, flags: number): number {
+  /* __pci_enable_msi(x)_range check the range before anything else */
+  if (max < min) return fail(ERANGE, 'pci_alloc_irq_vectors: max < min');
   if (stateOf(pdev) !== undefined) return fail(EINVAL, `${devName(pdev)}: MSI or MSI-X is already enabled`);
-  if (max < min) return fail(EINVAL, 'pci_alloc_irq_vectors: max < min');
   if (flags & PCI_IRQ_MSIX) {
     const hw = pciMsixVecCount(pdev);
     if (hw < 0) return fail(EINVAL, `${devName(pdev)}: no MSI-X capability`);

@@ -13,6 +13,7 @@ import {
   EFAULT,
   EINVAL,
   ENOTTY,
+  ERANGE,
   VFIO_IRQ_SET_ACTION_MASK,
   VFIO_IRQ_SET_ACTION_TRIGGER,
   VFIO_IRQ_SET_ACTION_UNMASK,
@@ -94,6 +95,8 @@ for (const kernel of ['4.1', '6.12'] as const) {
         ['MSI loopback without MSI', { flags: NONE | TRIGGER, index: MSI, count: 1 }, -EINVAL],
         ['a closed fd', { flags: EFD | TRIGGER, index: INTX, count: 1, data: s32s(99) }, -EBADF],
         ['not an eventfd', { flags: EFD | TRIGGER, index: INTX, count: 1, data: s32s(b.group) }, -EINVAL],
+        /* nvec = start + count = 0: pci_enable_msi_range(pdev, 1, 0) refuses the range */
+        ['MSI eventfds with count 0', { flags: EFD | TRIGGER, index: MSI, count: 0 }, -ERANGE],
         ['REQ count 2', { flags: NONE | TRIGGER, index: REQ, count: 2 }, -EINVAL],
         ['REQ BOOL count 0', { flags: BOOL | TRIGGER, index: REQ, count: 0 }, -EINVAL],
         ['REQ EVENTFD count 0', { flags: EFD | TRIGGER, index: REQ, count: 0 }, -EINVAL],
